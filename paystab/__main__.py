@@ -1,0 +1,5 @@
+"""Allow ``python -m paystab``."""
+
+from paystab.cli import main
+
+main()

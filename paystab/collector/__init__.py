@@ -1,0 +1,1 @@
+"""Telemetry: OpenTelemetry SDK setup, redaction, Prometheus exposition, per-provider series."""

@@ -1,0 +1,1 @@
+"""The reference payment system under test: provider simulators, gateway, routing, ledgers."""

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/test and scripts/drill: a virtualenv in .venv with paystab and
+# its Python dependencies. With --system, also the Debian packages the real-part tests use
+# (prometheus, alertmanager, docker.io, iptables, wrk, nginx) and a running dockerd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.paystab-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
+
+if [ "${1:-}" = "--system" ]; then
+  need=()
+  command -v prometheus >/dev/null || need+=(prometheus)
+  command -v promtool >/dev/null || need+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v iptables >/dev/null || need+=(iptables)
+  command -v wrk >/dev/null || need+=(wrk)
+  command -v nginx >/dev/null || need+=(nginx-light)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${need[*]}"
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: need root to apt-get install ${need[*]}" >&2; exit 4
+    fi
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  fi
+  # dockerd: start one when none answers (root only); the tests build their own image.
+  if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "setup: starting dockerd"
+      mkdir -p /var/log
+      nohup dockerd --iptables=false --ip6tables=false >/var/log/paystab-dockerd.log 2>&1 &
+      for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+      docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/paystab-dockerd.log" >&2; tail -20 /var/log/paystab-dockerd.log >&2 || true; }
+    fi
+  fi
+fi
