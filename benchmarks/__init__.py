@@ -1,0 +1,1 @@
+"""paystab's performance suite: each module measures ratios side by side in one run."""

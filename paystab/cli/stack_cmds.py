@@ -1,0 +1,145 @@
+"""``paystab up``, ``paystab gateway``, ``paystab provider``, ``paystab reconcile``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from paystab.exceptions import VerdictFailed
+
+
+def _settings(config: Path | None, seed: int | None) -> Any:
+    from dataclasses import replace
+
+    from paystab.stack.catalog import StackSettings
+    from paystab.stack.config import load_stack_config
+
+    settings = load_stack_config(config) if config else StackSettings()
+    return replace(settings, seed=seed) if seed is not None else settings
+
+
+@click.command("up")
+@click.option("--config", type=click.Path(path_type=Path), help="Stack settings (YAML).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Gateway port; 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--no-telemetry", is_flag=True, help="Turn tracing off (overhead benchmark).")
+@click.option("--prometheus", is_flag=True, help="Also start Prometheus scraping the stack.")
+@click.option("--alertmanager", is_flag=True, help="Also start Alertmanager (implies --prometheus).")
+@click.option("--ready-file", type=click.Path(path_type=Path),
+              help="Write every endpoint as JSON here once all answer.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Ledgers and logs (default: a new temp dir).")
+@click.option("--token", envvar="PAYSTAB_TOKEN", help="Admin token (needed for a non-loopback --host).")
+@click.option("--seed", type=int, help="Seed the simulators and routing.")
+@click.option("--trace-jsonl", type=click.Path(path_type=Path), help="Also write spans as JSON lines.")
+def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, prometheus: bool,
+               alertmanager: bool, ready_file: Path | None, data_dir: Path | None,
+               token: str | None, seed: int | None, trace_jsonl: Path | None) -> None:
+    """Start the provider simulators and the gateway on loopback; stop with Ctrl-C."""
+    from paystab.stack.gateway_main import check_bind
+    from paystab.stack.supervisor import RunningStack, StackOptions
+    from paystab.stack.up_view import show_endpoints
+
+    check_bind(host, token, "the stack")
+    if config:
+        _settings(config, seed)  # validate before anything starts: exit 2 on a bad file
+    stack = RunningStack(StackOptions(port=port, host=host, config=config, data_dir=data_dir,
+                                      telemetry=not no_telemetry, token=token, seed=seed,
+                                      trace_jsonl=trace_jsonl))
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    extras: list[Any] = []
+    try:
+        endpoints = stack.start()
+        if prometheus or alertmanager:
+            from paystab.stack.up_view import start_monitoring
+
+            extras = start_monitoring(stack, alertmanager)
+        if ready_file:
+            stack.publish(ready_file)
+        show_endpoints(endpoints)
+        while not stop.wait(0.5):
+            if not stack.alive():
+                click.echo("paystab: the provider simulators exited; stopping", err=True)
+                break
+    finally:
+        for extra in extras:
+            extra.stop()
+        stack.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@click.command("gateway")
+@click.option("--providers-file", required=True, type=click.Path(path_type=Path),
+              help="Ready file of the provider simulators (or of a whole stack).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--ledger", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True)
+@click.option("--config", type=click.Path(path_type=Path))
+@click.option("--no-telemetry", is_flag=True)
+@click.option("--token", envvar="PAYSTAB_TOKEN")
+@click.option("--seed", type=int)
+@click.option("--trace-jsonl", type=click.Path(path_type=Path))
+@click.option("--ready-file", type=click.Path(path_type=Path))
+def gateway_command(providers_file: Path, port: int, host: str, ledger: Path, config: Path | None,
+                    no_telemetry: bool, token: str | None, seed: int | None,
+                    trace_jsonl: Path | None, ready_file: Path | None) -> None:
+    """Run the reference gateway alone, in front of already running providers."""
+    import asyncio
+
+    from paystab.collector.telemetry import setup_logging
+    from paystab.stack.gateway_main import read_providers_file, serve_gateway
+
+    setup_logging()
+    settings = _settings(config, seed)
+    providers = read_providers_file(providers_file)
+    asyncio.run(serve_gateway(settings, providers, ledger, host, port, token, not no_telemetry,
+                              trace_jsonl, ready_file))
+
+
+@click.command("reconcile")
+@click.option("--ready-file", type=click.Path(path_type=Path), required=True,
+              help="The ready file of the stack (gateway and provider ledgers).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def reconcile_command(ready_file: Path, as_json: bool) -> None:
+    """Compare the gateway ledger with every provider ledger (exit 1 on any defect)."""
+    from paystab.stack.endpoints import StackEndpoints
+    from paystab.stack.reconcile import reconcile_stack
+
+    result = reconcile_stack(StackEndpoints.read(ready_file), str(ready_file))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="Reconciliation", show_header=True)
+        table.add_column("check")
+        table.add_column("count", justify="right")
+        for name in ("double_charges", "lost_payments", "orphans", "voided_late_successes",
+                     "payments", "captures"):
+            value = getattr(result, name)
+            bad = name in ("double_charges", "lost_payments", "orphans") and value
+            table.add_row(name, f"[red]{value}[/red]" if bad else str(value))
+        Console().print(table)
+        for finding in result.findings[:20]:
+            click.echo(f"  {finding.kind}: {finding.payment_id}: {finding.detail}")
+    if not result.clean:
+        raise VerdictFailed("reconciliation found defects (see above)")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(up_command)
+    group.add_command(gateway_command)
+    group.add_command(reconcile_command)
+    try:
+        from paystab.cli.provider_cmd import provider_command
+    except ImportError:
+        return
+    group.add_command(provider_command, "provider")

@@ -1,0 +1,98 @@
+"""The gateway as a process: ``paystab gateway`` (what ``paystab up`` runs as a child).
+
+Builds settings, telemetry and the :class:`Gateway`, binds, writes its own ready file with
+the bound port and pid, and serves until SIGINT/SIGTERM. Binding anything but loopback
+requires an admin token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from paystab.collector.telemetry import setup_telemetry
+from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.stack.catalog import StackSettings
+from paystab.stack.endpoints import ProviderEndpoint, StackEndpoints
+from paystab.stack.gateway import Gateway, GatewayOptions
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None, what: str) -> None:
+    if not is_loopback(host) and not token:
+        raise InvalidInput(
+            f"refusing to bind {what} to {host}: admin and fault APIs bind loopback only",
+            field="--host", expected="127.0.0.1, or a --token for any other address")
+
+
+def read_providers_file(path: str | Path) -> dict[str, ProviderEndpoint]:
+    endpoints = StackEndpoints.read(path) if _has_gateway(path) else None
+    if endpoints is not None:
+        return endpoints.providers
+    data = json.loads(Path(path).read_text())
+    raw = data.get("providers", data)
+    try:
+        return {name: ProviderEndpoint(**{k: v for k, v in p.items() if k in
+                                          ProviderEndpoint.__dataclass_fields__})
+                for name, p in raw.items()}
+    except (TypeError, AttributeError) as exc:
+        raise InvalidInput(f"not a providers file: {exc}", source=str(path)) from None
+
+
+def _has_gateway(path: str | Path) -> bool:
+    try:
+        return "gateway_url" in json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read the providers file: {exc}", source=str(path)) from None
+
+
+async def serve_gateway(settings: StackSettings, providers: dict[str, ProviderEndpoint],
+                        ledger: Path, host: str, port: int, token: str | None,
+                        telemetry_on: bool, trace_jsonl: Path | None,
+                        ready_file: Path | None) -> None:
+    check_bind(host, token, "the gateway")
+    telemetry = setup_telemetry("paystab-gateway", enabled=telemetry_on,
+                                sample_ratio=settings.trace_sample_ratio, jsonl_path=trace_jsonl)
+    gateway = Gateway(settings, providers, ledger, telemetry, GatewayOptions(host, port, token))
+    runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise EnvironmentProblem(f"cannot bind the gateway to {host}:{port}: {exc.strerror}",
+                                 hint="free the port or pass --port 0") from None
+    bound = port
+    for address in runner.addresses:  # (host, port) tuples for TCP sites
+        bound = int(address[1])
+        break
+    if ready_file:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": f"http://{host}:{bound}", "port": bound,
+                                   "pid": os.getpid()}))
+        os.replace(tmp, ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        telemetry.shutdown()

@@ -1,0 +1,207 @@
+"""The gateway's SQLite ledger of payments and provider attempts.
+
+WAL mode with ``synchronous=NORMAL``: a committed row survives the gateway process being
+killed (the drill's ``gateway-crash`` runbook does exactly that), which is what RPO = 0
+needs here. The order of writes is the point: a payment row and each attempt's *intent*
+are committed **before** the provider is called, so after a crash the gateway (on restart)
+and the reconciler know every provider key that may have been charged and can look it up.
+
+States: payment ``processing`` → ``approved`` | ``declined`` | ``pending`` | ``failed``;
+attempt ``sent`` → ``approved`` | ``declined`` | ``pending`` | ``error`` | ``unknown``
+(outcome not known: timeout, dropped answer) → ``voided`` (a late success voided) |
+``adopted`` (a late success that became the payment's answer) | ``absent`` (the provider
+never saw it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+  id TEXT PRIMARY KEY,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  fingerprint TEXT NOT NULL,
+  status TEXT NOT NULL,
+  code TEXT,
+  provider TEXT,
+  amount INTEGER NOT NULL,
+  currency TEXT NOT NULL,
+  method TEXT NOT NULL,
+  country TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  response TEXT,
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+  payment_id TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  provider TEXT NOT NULL,
+  provider_key TEXT NOT NULL,
+  state TEXT NOT NULL,
+  code TEXT,
+  provider_ref TEXT,
+  started_at REAL NOT NULL,
+  ended_at REAL,
+  PRIMARY KEY (payment_id, n)
+);
+CREATE INDEX IF NOT EXISTS attempts_state ON attempts(state);
+CREATE INDEX IF NOT EXISTS payments_status ON payments(status);
+"""
+
+FINAL_STATUSES = ("approved", "declined", "pending")
+
+
+@dataclass(frozen=True)
+class StoredPayment:
+    id: str
+    idempotency_key: str
+    fingerprint: str
+    status: str
+    response: dict[str, Any] | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    payment_id: str
+    n: int
+    provider: str
+    provider_key: str
+    state: str
+    code: str | None
+    provider_ref: str | None
+    started_at: float
+
+
+class GatewayLedger:
+    """Synchronous and small on purpose: each call is one short transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- payments ---------------------------------------------------------------------
+    def find_by_key(self, idempotency_key: str) -> StoredPayment | None:
+        row = self.db.execute(
+            "SELECT id, idempotency_key, fingerprint, status, response, attempts "
+            "FROM payments WHERE idempotency_key = ?", (idempotency_key,),
+        ).fetchone()
+        return self._payment(row)
+
+    def find_by_id(self, payment_id: str) -> StoredPayment | None:
+        row = self.db.execute(
+            "SELECT id, idempotency_key, fingerprint, status, response, attempts "
+            "FROM payments WHERE id = ?", (payment_id,),
+        ).fetchone()
+        return self._payment(row)
+
+    @staticmethod
+    def _payment(row: Any) -> StoredPayment | None:
+        if row is None:
+            return None
+        return StoredPayment(row[0], row[1], row[2], row[3],
+                             json.loads(row[4]) if row[4] else None, row[5])
+
+    def create_payment(self, payment_id: str, idempotency_key: str, fingerprint: str,
+                       amount: int, currency: str, method: str, country: str) -> None:
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO payments (id, idempotency_key, fingerprint, status, amount, currency,"
+            " method, country, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (payment_id, idempotency_key, fingerprint, "processing", amount, currency, method,
+             country, now, now),
+        )
+
+    def restart_payment(self, payment_id: str) -> None:
+        """A failed payment retried by the customer with the same key runs again."""
+        self.db.execute(
+            "UPDATE payments SET status='processing', updated_at=? WHERE id=?",
+            (time.time(), payment_id),
+        )
+
+    def finish_payment(self, payment_id: str, status: str, code: str, provider: str | None,
+                       attempts: int, response: dict[str, Any],
+                       attempt: tuple[int, str, str | None] | None = None) -> None:
+        """Final payment state, and the deciding attempt's state, in one transaction."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            if attempt is not None:
+                n, state, provider_ref = attempt
+                self.db.execute(
+                    "UPDATE attempts SET state=?, code=?, provider_ref=?, ended_at=? "
+                    "WHERE payment_id=? AND n=?",
+                    (state, code, provider_ref, now, payment_id, n),
+                )
+            self.db.execute(
+                "UPDATE payments SET status=?, code=?, provider=?, attempts=?, response=?, "
+                "updated_at=? WHERE id=?",
+                (status, code, provider, attempts, json.dumps(response), now, payment_id),
+            )
+
+    # -- attempts ---------------------------------------------------------------------
+    def record_attempt_intent(self, payment_id: str, n: int, provider: str, key: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO attempts (payment_id, n, provider, provider_key, state, "
+            "started_at) VALUES (?,?,?,?,?,?)",
+            (payment_id, n, provider, key, "sent", time.time()),
+        )
+
+    def update_attempt(self, payment_id: str, n: int, state: str, code: str | None,
+                       provider_ref: str | None) -> None:
+        self.db.execute(
+            "UPDATE attempts SET state=?, code=?, provider_ref=COALESCE(?, provider_ref), "
+            "ended_at=? WHERE payment_id=? AND n=?",
+            (state, code, provider_ref, time.time(), payment_id, n),
+        )
+
+    def attempts_in(self, states: tuple[str, ...]) -> list[AttemptRow]:
+        marks = ",".join("?" * len(states))
+        rows = self.db.execute(
+            f"SELECT payment_id, n, provider, provider_key, state, code, provider_ref, started_at"
+            f" FROM attempts WHERE state IN ({marks}) ORDER BY started_at", states,
+        ).fetchall()
+        return [AttemptRow(*r) for r in rows]
+
+    def attempts_of(self, payment_id: str) -> list[AttemptRow]:
+        rows = self.db.execute(
+            "SELECT payment_id, n, provider, provider_key, state, code, provider_ref, started_at"
+            " FROM attempts WHERE payment_id=? ORDER BY n", (payment_id,),
+        ).fetchall()
+        return [AttemptRow(*r) for r in rows]
+
+    def payments_in(self, statuses: tuple[str, ...]) -> list[str]:
+        marks = ",".join("?" * len(statuses))
+        return [r[0] for r in self.db.execute(
+            f"SELECT id FROM payments WHERE status IN ({marks})", statuses)]
+
+    def payment_status(self, payment_id: str) -> str | None:
+        row = self.db.execute("SELECT status FROM payments WHERE id=?", (payment_id,)).fetchone()
+        return str(row[0]) if row else None
+
+
+def read_gateway_ledger(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(payments, attempts) as dicts, read-only; for the reconciler."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        payments = [dict(r) for r in db.execute("SELECT * FROM payments")]
+        attempts = [dict(r) for r in db.execute("SELECT * FROM attempts")]
+    finally:
+        db.close()
+    return payments, attempts

@@ -1,0 +1,64 @@
+"""One HTTP exchange with a provider, and what a failure means for the money.
+
+The distinction that matters for payments is *did the provider see the request?*
+
+* a **connect** failure (refused, connect timeout): it did not; retrying elsewhere is safe;
+* a **response** failure (read timeout, connection dropped after sending, truncated body):
+  it may have charged; the outcome is unknown until a status look-up by key says so.
+
+:class:`ProviderClient` sends a dialect's :class:`HttpCall` and returns the raw answer or
+raises :class:`ConnectFailed` / :class:`OutcomeUnknown`; the processor decides what to do.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from paystab.stack.dialects.base import Dialect, HttpCall
+from paystab.stack.endpoints import ProviderEndpoint
+
+
+class ConnectFailed(Exception):
+    """The request never reached the provider."""
+
+
+class OutcomeUnknown(Exception):
+    """The request may have reached the provider; ``kind`` is ``timeout`` or ``malformed``."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+class ProviderClient:
+    def __init__(self, endpoint: ProviderEndpoint, dialect: Dialect,
+                 session: aiohttp.ClientSession, connect_timeout_s: float) -> None:
+        self.endpoint = endpoint
+        self.dialect = dialect
+        self.session = session
+        self.base_url = endpoint.url.rstrip("/")
+        self.connect_timeout_s = connect_timeout_s
+        host_port = self.base_url.split("://", 1)[-1].split("/", 1)[0]
+        host, _, port = host_port.rpartition(":")
+        self.server_address = host or host_port
+        self.server_port = int(port) if port.isdigit() else 80
+
+    async def send(self, call: HttpCall, timeout_s: float) -> tuple[int, str, bytes]:
+        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.connect_timeout_s)
+        try:
+            async with self.session.request(
+                call.method, self.base_url + call.path, data=call.body or None,
+                headers=call.headers, timeout=timeout, allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return response.status, response.headers.get("Content-Type", ""), body
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise ConnectFailed(f"connect timeout after {self.connect_timeout_s:.3f}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(f"cannot connect: {exc.os_error}") from exc
+        except TimeoutError as exc:
+            raise OutcomeUnknown("timeout", f"no answer within {timeout_s:.3f}s") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise OutcomeUnknown("malformed", f"answer cut off: {type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise OutcomeUnknown("malformed", f"answer unusable: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,227 @@
+"""Provider choice: health scores, circuit breakers, drain state and the retry budget.
+
+For each payment the router lists the providers that can take it (method, currency,
+country, card or wallet brand), drops drained ones and open breakers, and orders the rest
+by a health score: the success rate over recent blocks **excluding customer declines**
+(a decline is the customer's answer, not the provider's failure), discounted for latency,
+fee and, strongly, for a provider whose oldest in-flight attempt has waited far longer than
+its usual latency (it has probably stopped answering; the gateway's own timeout has not
+fired yet). A small exploration share keeps measuring providers that are not first.
+Backups are used only when no primary can take the payment. When every provider of a
+method is drained the router degrades to the drained ones rather than refuse payments.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from paystab.collector.stats import ProviderStats
+from paystab.stack.catalog import BreakerSettings, ProviderSpec, RoutingSettings
+
+
+class Breaker:
+    """Per-provider circuit breaker over a rolling window of one-second buckets.
+
+    closed → open when, over ``window_s``, at least ``min_calls`` attempts were made and the
+    share that counted against the provider is above ``failure_ratio``; open → half_open
+    after ``open_s``; half_open lets one probe through at a time and closes after
+    ``half_open_probes`` successes in a row, or opens again on any failure.
+    """
+
+    def __init__(self, settings: BreakerSettings) -> None:
+        self.settings = settings
+        self.state = "closed"
+        self._buckets: deque[list[float]] = deque()  # [second, calls, failures]
+        self._opened_at = 0.0
+        self._probe_in_flight = False
+        self._probe_successes = 0
+
+    def _bucket(self, now: float) -> list[float]:
+        second = float(int(now))
+        if not self._buckets or self._buckets[-1][0] != second:
+            self._buckets.append([second, 0.0, 0.0])
+            horizon = second - self.settings.window_s
+            while self._buckets and self._buckets[0][0] <= horizon:
+                self._buckets.popleft()
+        return self._buckets[-1]
+
+    def allows(self, now: float) -> bool:
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            if now - self._opened_at >= self.settings.open_s:
+                self.state = "half_open"
+                self._probe_in_flight = False
+                self._probe_successes = 0
+            else:
+                return False
+        return not self._probe_in_flight
+
+    def on_send(self) -> None:
+        if self.state == "half_open":
+            self._probe_in_flight = True
+
+    def record(self, failed: bool, now: float) -> None:
+        bucket = self._bucket(now)
+        bucket[1] += 1
+        if failed:
+            bucket[2] += 1
+        if self.state == "half_open":
+            self._probe_in_flight = False
+            if failed:
+                self._open(now)
+            else:
+                self._probe_successes += 1
+                if self._probe_successes >= self.settings.half_open_probes:
+                    self.state = "closed"
+                    self._buckets.clear()
+            return
+        if self.state == "closed" and failed:
+            calls = sum(b[1] for b in self._buckets)
+            failures = sum(b[2] for b in self._buckets)
+            if calls >= self.settings.min_calls and failures / calls > self.settings.failure_ratio:
+                self._open(now)
+
+    def _open(self, now: float) -> None:
+        self.state = "open"
+        self._opened_at = now
+        self._probe_in_flight = False
+
+
+class HealthWindow:
+    """Successes and provider-side failures in blocks; declines are not counted at all."""
+
+    def __init__(self, block_s: float, window_s: float) -> None:
+        self.block_s = block_s
+        self.blocks = max(1, int(window_s / block_s))
+        self._data: deque[list[float]] = deque()  # [block index, ok, failed, latency sum]
+
+    def record(self, ok: bool, latency_s: float, now: float) -> None:
+        index = float(int(now / self.block_s))
+        if not self._data or self._data[-1][0] != index:
+            self._data.append([index, 0.0, 0.0, 0.0])
+            while self._data and self._data[0][0] <= index - self.blocks:
+                self._data.popleft()
+        block = self._data[-1]
+        if ok:
+            block[1] += 1
+            block[3] += latency_s
+        else:
+            block[2] += 1
+
+    def rates(self, now: float) -> tuple[float, float | None]:
+        """(success rate with a weak optimistic prior, mean latency of successes or None)."""
+        horizon = int(now / self.block_s) - self.blocks
+        ok = failed = lat = 0.0
+        for index, b_ok, b_failed, b_lat in self._data:
+            if index > horizon:
+                ok += b_ok
+                failed += b_failed
+                lat += b_lat
+        success = (ok + 2.0) / (ok + failed + 2.0)
+        return success, (lat / ok if ok else None)
+
+
+@dataclass
+class Route:
+    """One provider as the router sees it."""
+
+    spec: ProviderSpec
+    stats: ProviderStats
+    breaker: Breaker
+    health: HealthWindow
+    drained: bool = False
+
+    def score(self, settings: RoutingSettings, now: float) -> float:
+        success, latency_s = self.health.rates(now)
+        latency_penalty = min(1.0, (latency_s or 0.0) / 1.0) * settings.latency_weight
+        fee_penalty = min(1.0, self.spec.fee_bps / 500.0) * settings.fee_weight
+        score = success * (1.0 - latency_penalty) * (1.0 - fee_penalty)
+        # A provider that holds an attempt far longer than usual has likely stopped
+        # answering: route around it before its timeouts start to count.
+        suspect_after_s = max(0.3, 8.0 * (latency_s or self.spec.latency.median_ms / 1000.0))
+        if self.stats.oldest_inflight_age_s(now) > suspect_after_s:
+            score *= 0.05
+        return score
+
+
+class Router:
+    def __init__(self, specs: list[ProviderSpec], stats: dict[str, ProviderStats],
+                 settings: RoutingSettings, seed: int | None = None) -> None:
+        self.settings = settings
+        self.routes = {
+            s.name: Route(s, stats[s.name], Breaker(settings.breaker),
+                          HealthWindow(settings.health_block_s, settings.health_window_s))
+            for s in specs
+        }
+        self._rng = random.Random(seed)
+
+    def candidates(self, method: str, currency: str, country: str, brand: str | None,
+                   exclude: set[str]) -> list[Route]:
+        """Providers to try in order. Empty when none can take the payment at all."""
+        now = time.monotonic()
+        able = [r for r in self.routes.values()
+                if r.spec.name not in exclude and r.spec.supports(method, currency, country, brand)]
+        if not able:
+            return []
+        usable = [r for r in able if not r.drained and r.breaker.allows(now)]
+        primaries = [r for r in usable if not r.spec.backup]
+        pool = primaries or usable
+        if not pool:
+            # Everything drained or open: degrade to whatever can take it, best first,
+            # rather than refuse the customer outright.
+            pool = [r for r in able if r.breaker.state != "open"] or able
+        scored = sorted(pool, key=lambda r: r.score(self.settings, now), reverse=True)
+        if len(scored) > 1 and self._rng.random() < self.settings.exploration_share:
+            pick = self._rng.randrange(1, len(scored))
+            scored.insert(0, scored.pop(pick))
+        if primaries:  # backups stay available as the last resort of this payment
+            scored += [r for r in usable if r.spec.backup and r not in scored]
+        return scored
+
+    def record(self, route: Route, counts_against: bool, ok: bool, latency_s: float) -> None:
+        now = time.monotonic()
+        route.breaker.record(counts_against, now)
+        if ok or counts_against:  # declines are neither success nor failure for health
+            route.health.record(ok, latency_s, now)
+        route.stats.breaker_state = route.breaker.state
+        route.stats.health_score = round(route.score(self.settings, now), 4)
+
+    def refresh_gauges(self) -> None:
+        now = time.monotonic()
+        for route in self.routes.values():
+            route.breaker.allows(now)  # lets open → half_open show up without traffic
+            route.stats.breaker_state = route.breaker.state
+            route.stats.health_score = round(route.score(self.settings, now), 4)
+            route.stats.drained = route.drained
+
+
+class RetryBudget:
+    """At most ``ratio`` extra attempts per first attempt, plus a small floor per second.
+
+    A token bucket: every first attempt adds ``ratio`` tokens, time adds ``min_per_s``;
+    a retry spends one. Without it, retries during an outage multiply load on the
+    providers that are still healthy, which is how one provider's outage becomes all of them.
+    """
+
+    def __init__(self, ratio: float, min_per_s: float) -> None:
+        self.ratio = ratio
+        self.min_per_s = min_per_s
+        self.cap = max(10.0, min_per_s * 10)
+        self.tokens = self.cap
+        self._last = time.monotonic()
+
+    def on_first_attempt(self) -> None:
+        self.tokens = min(self.cap, self.tokens + self.ratio)
+
+    def try_spend(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.cap, self.tokens + (now - self._last) * self.min_per_s)
+        self._last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

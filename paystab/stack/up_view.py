@@ -1,0 +1,60 @@
+"""What ``paystab up`` shows, and the optional Prometheus/Alertmanager next to the stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paystab.exceptions import EnvironmentProblem
+from paystab.stack.endpoints import StackEndpoints
+from paystab.stack.supervisor import RunningStack
+
+
+def show_endpoints(endpoints: StackEndpoints, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title="paystab reference stack", title_justify="left")
+    table.add_column("part")
+    table.add_column("url")
+    table.add_column("methods / notes")
+    table.add_row("gateway", endpoints.gateway_url, "POST /v1/payments, /metrics, /admin/providers")
+    if endpoints.provider_admin_url:
+        table.add_row("provider admin", endpoints.provider_admin_url, "runtime faults, /metrics")
+    for name, p in endpoints.providers.items():
+        table.add_row(name, p.url, f"{', '.join(p.methods)} ({p.dialect})")
+    if endpoints.prometheus_url:
+        table.add_row("prometheus", endpoints.prometheus_url, "scrapes gateway and providers")
+    if endpoints.alertmanager_url:
+        table.add_row("alertmanager", endpoints.alertmanager_url, "")
+    console.print(table)
+    if endpoints.data_dir:
+        console.print(f"ledgers and logs: {endpoints.data_dir}   (Ctrl-C stops everything)")
+
+
+def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
+    """Prometheus (and Alertmanager) on loopback with paystab's rules; returns handles."""
+    try:
+        from paystab.alerting import runtime
+    except ImportError as exc:  # pragma: no cover - the alerting package ships with paystab
+        raise EnvironmentProblem(f"the alerting runtime is missing: {exc}") from None
+    assert stack.endpoints is not None
+    endpoints = stack.endpoints
+    data = Path(stack.data_dir)
+    handles: list[Any] = []
+    am_url = None
+    if alertmanager:
+        webhook = endpoints.gateway_url  # receiver URL is configured by the user's controller
+        am = runtime.start_alertmanager(webhook_url=webhook, data_dir=data / "alertmanager")
+        handles.append(am)
+        am_url = am.url
+    targets = [endpoints.gateway_url.split("://", 1)[1]]
+    if endpoints.provider_admin_url:
+        targets.append(endpoints.provider_admin_url.split("://", 1)[1].rstrip("/"))
+    prom = runtime.start_prometheus(scrape_targets=targets, data_dir=data / "prometheus",
+                                    alertmanager_url=am_url)
+    handles.append(prom)
+    endpoints.prometheus_url = prom.url
+    endpoints.alertmanager_url = am_url
+    return handles

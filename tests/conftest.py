@@ -1,0 +1,105 @@
+"""Shared fixtures: the real reference stack, and the rule for tests that need real parts.
+
+``reference_stack`` starts ``paystab up`` in a subprocess on ephemeral loopback ports and
+yields its :class:`StackEndpoints` (read from the ready file); ``fresh_stack`` is the same
+per test, for tests that inject faults. ``require(part, ok)`` skips a test whose real part
+is missing, except under ``CI=true`` where it fails: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paystab.stack.endpoints import StackEndpoints
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(part: str, available: bool, hint: str = "") -> None:
+    """Skip when ``part`` is missing; under CI=true fail instead."""
+    if available:
+        return
+    message = f"{part} is not available" + (f" ({hint})" if hint else "")
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def require_binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    require(name, path is not None, f"apt-get install {package}")
+    assert path is not None
+    return path
+
+
+class RunningStack:
+    """A ``paystab up`` subprocess and what its ready file says."""
+
+    def __init__(self, workdir: Path, extra_args: list[str] | None = None) -> None:
+        self.workdir = workdir
+        self.ready_file = workdir / "ready.json"
+        self.log_path = workdir / "up.log"
+        args = [
+            sys.executable, "-m", "paystab", "up", "--port", "0",
+            "--ready-file", str(self.ready_file), "--data-dir", str(workdir / "data"),
+            *(extra_args or []),
+        ]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ, PAYSTAB_STATE_DIR=str(workdir / "state"))
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        self.endpoints = self._wait_ready(timeout_s=60.0)
+
+    def _wait_ready(self, timeout_s: float) -> StackEndpoints:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ready_file.exists():
+                return StackEndpoints.read(self.ready_file)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"paystab up did not become ready: {self.log_path.read_text(errors='replace')[-3000:]}"
+        )
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def reference_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
+    """One reference stack shared by the session: do not inject faults into it."""
+    stack = RunningStack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield stack.endpoints
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[RunningStack]:
+    """A reference stack of this test's own, free to break."""
+    stack = RunningStack(tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,55 @@
+"""``paystab up --config``: overrides, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paystab.exceptions import InvalidInput
+from paystab.stack.config import load_stack_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_overrides_apply(tmp_path: Path) -> None:
+    settings = load_stack_config(write(tmp_path, """
+seed: 7
+routing:
+  response_timeout: 1500ms
+  breaker: {failure_ratio: 0.1, window: 20s}
+providers:
+  card-alpha: {latency: {median: 10ms}, fee_bps: 100}
+  card-charlie: {enabled: false}
+"""))
+    assert settings.seed == 7
+    assert settings.routing.response_timeout_ms == 1500
+    assert settings.routing.breaker.failure_ratio == 0.1 and settings.routing.breaker.window_s == 20
+    names = [p.name for p in settings.providers]
+    assert "card-charlie" not in names
+    alpha = next(p for p in settings.providers if p.name == "card-alpha")
+    assert alpha.latency.median_ms == 10 and alpha.fee_bps == 100
+
+
+@pytest.mark.parametrize(("text", "line", "field", "words"), [
+    ("routing:\n  response_timeout: 2\n", 2, "routing.response_timeout", "unit"),
+    ("routing:\n  surprise: 1\n", 2, "routing.surprise", "unknown field"),
+    ("providers:\n  card-alpha:\n    fee_bps: -1\n", 3, "providers.card-alpha.fee_bps", "too small"),
+    ("providers:\n  card-alpha:\n    decline_mix: {declined.nope: 0.1}\n", 3,
+     "providers.card-alpha.decline_mix.declined.nope", "unknown decline code"),
+    ("seed: [1\n", 2, None, "YAML"),
+    ("seed: 1\nseed: 2\n", 2, "seed", "duplicate"),
+])
+def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str | None,
+                                         words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InvalidInput) as info:
+        load_stack_config(path)
+    err = info.value
+    assert err.source == str(path) and err.line == line and err.field == field
+    assert words in err.message and str(path) in err.message
+    assert err.exit_code == 2
