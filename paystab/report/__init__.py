@@ -1,0 +1,1 @@
+"""Drill reports: one data object (schema v1), several renderers that compute nothing."""
