@@ -174,7 +174,7 @@ def _build(node: yaml.Node, path: str, source: str) -> Node:
         items = [_build(v, f"{path}[{i}]", source) for i, v in enumerate(node.value)]
         return Node([c.value for c in items], path, line, source, items)
     constructor = yaml.SafeLoader("")
-    value = constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    value = constructor.construct_object(node, deep=True)
     return Node(value, path, line, source, None)
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from paystab.exceptions import EnvironmentProblem
 from paystab.stack.endpoints import StackEndpoints
 from paystab.stack.supervisor import RunningStack
 
@@ -35,20 +34,26 @@ def show_endpoints(endpoints: StackEndpoints, console: Console | None = None) ->
 
 def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
     """Prometheus (and Alertmanager) on loopback with paystab's rules; returns handles."""
-    try:
-        from paystab.alerting import runtime
-    except ImportError as exc:  # pragma: no cover - the alerting package ships with paystab
-        raise EnvironmentProblem(f"the alerting runtime is missing: {exc}") from None
+    import paystab.alerting.runtime as runtime
+
     assert stack.endpoints is not None
     endpoints = stack.endpoints
     data = Path(stack.data_dir)
     handles: list[Any] = []
     am_url = None
     if alertmanager:
-        webhook = endpoints.gateway_url  # receiver URL is configured by the user's controller
-        am = runtime.start_alertmanager(webhook_url=webhook, data_dir=data / "alertmanager")
+        # Alertmanager → paystab's webhook receiver → the failover controller → gateway admin.
+        from paystab.anomaly.admin_client import GatewayAdmin
+        from paystab.anomaly.controller import FailoverController
+        from paystab.anomaly.webhook import WebhookServer
+
+        controller = FailoverController(GatewayAdmin(endpoints.gateway_url, endpoints.admin_token))
+        receiver = WebhookServer(controller).start()  # loopback: Alertmanager runs beside it
+        handles.append(receiver)
+        am = runtime.start_alertmanager(webhook_url=receiver.url, data_dir=data / "alertmanager")
         handles.append(am)
         am_url = am.url
+        endpoints.extra["webhook_url"] = receiver.url
     targets = [endpoints.gateway_url.split("://", 1)[1]]
     if endpoints.provider_admin_url:
         targets.append(endpoints.provider_admin_url.split("://", 1)[1].rstrip("/"))

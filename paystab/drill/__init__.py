@@ -1,0 +1,1 @@
+"""``paystab drill``: runbook → stack → load → faults → detection and failover → verdict."""

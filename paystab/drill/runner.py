@@ -1,0 +1,322 @@
+"""The drill runner: one runbook, start to verdict.
+
+Order of play: load and validate the runbook (exit 2 before anything starts) → bring up
+the target → check faults against the blast radius → HTTP steady-state probes → start the
+series sampler feeding the failover controller → load with the fault schedule running
+beside it → clear every fault → let the gateway settle in-doubt attempts → probes after →
+reconcile ledgers → SLO math → hypotheses → verdict → reports. Ctrl-C, SIGTERM and
+``abort_when`` stop the load early: faults are cleared, a partial report is written and
+the verdict is ``aborted`` (exit 3).
+
+The drill process runs Locust, which patches the process with gevent; everything here is
+synchronous code that cooperates through the patched ``threading``/``time``/sockets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from paystab.chaos.base import Fault
+from paystab.chaos.runbook import FaultStep, Runbook
+from paystab.drill.probes import ProbeOutcome, http_probes, metric_probes
+from paystab.drill.recorder import Recorder
+from paystab.drill.target import ReferenceTarget, RemoteTarget, Target
+from paystab.exceptions import Aborted, EnvironmentProblem
+from paystab.report.live import ActiveFault, LiveSnapshot, LiveView, ProviderState
+from paystab.report.model import (
+    DetectionRecord,
+    FailoverRecord,
+    FaultRecord,
+    HypothesisResult,
+    Report,
+)
+from paystab.stack.endpoints import StackEndpoints
+
+log = logging.getLogger("paystab.drill")
+
+
+@dataclass
+class DrillOptions:
+    runbook: str = "provider-timeout"
+    target_url: str | None = None
+    duration_s: float | None = None
+    rps: float | None = None
+    seed: int | None = None
+    out_dir: Path = Path("paystab-drill")
+    live: bool = True
+    sample_interval_s: float = 0.1
+
+
+@dataclass
+class _Run:
+    """Mutable state shared by the drill's cooperating loops."""
+
+    t0_wall: float = 0.0
+    t0_mono: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+    abort_reason: str | None = None
+    interrupted_by: str | None = None
+    fault_error: BaseException | None = None
+    active: dict[str, tuple[FaultStep, float]] = field(default_factory=dict)
+
+
+def scaled(runbook: Runbook, duration_s: float | None, rps: float | None,
+           seed: int | None) -> tuple[Runbook, list[str]]:
+    """Apply ``--duration/--rps/--seed``; a new duration scales the fault schedule with it."""
+    notes: list[str] = []
+    load = runbook.load
+    faults = runbook.faults
+    if duration_s is not None and duration_s != load.duration_s:
+        factor = duration_s / load.duration_s
+        faults = tuple(dataclasses.replace(
+            s, at_s=s.at_s * factor, duration_s=None if s.duration_s is None else s.duration_s * factor)
+            for s in faults)
+        notes.append(f"duration {load.duration_s:g}s → {duration_s:g}s; fault schedule scaled ×{factor:.3g}")
+        load = dataclasses.replace(load, duration_s=duration_s)
+    if rps is not None and rps != load.rate_per_s:
+        notes.append(f"rate {load.rate_per_s:g}/s → {rps:g}/s")
+        load = dataclasses.replace(load, rate_per_s=rps)
+    return dataclasses.replace(runbook, load=load, faults=faults,
+                               seed=runbook.seed if seed is None else seed), notes
+
+
+class Drill:
+    def __init__(self, options: DrillOptions, console: Console | None = None,
+                 on_phase: Callable[[str], None] | None = None) -> None:
+        self.options = options
+        self.console = console or Console(stderr=True)
+        self.on_phase = on_phase or (lambda phase: None)
+        self.view: LiveView | None = None
+        self.phase = "starting"
+
+    # -- the whole drill --------------------------------------------------------------------
+    def run(self) -> Report:
+        from paystab.chaos.bundled import find_runbook
+        from paystab.chaos.runbook import load_runbook
+
+        path = find_runbook(self.options.runbook)
+        runbook, notes = scaled(load_runbook(path), self.options.duration_s, self.options.rps,
+                                self.options.seed)
+        # Locust patches the process with gevent on import: do it before any thread exists.
+        from paystab.loadtest import runner as load_runner  # noqa: F401
+
+        out = self.options.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        target = self._target(runbook, out)
+        run = _Run()
+        report = Report(runbook=runbook.name, seed=runbook.seed,
+                        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        description=runbook.description.strip(), notes=notes,
+                        load={"profile": runbook.load.profile, "rate_per_s": runbook.load.rate_per_s,
+                              "duration_s": runbook.load.duration_s})
+        self._install_signals(run)
+        try:
+            self._set_phase("starting the stack")
+            endpoints = target.start()
+            report.target = target.describe()
+            self._drill(runbook, target, endpoints, run, report)
+        finally:
+            self._set_phase("stopping")
+            target.stop()
+            self._restore_signals()
+        return report
+
+    def _target(self, runbook: Runbook, out: Path) -> Target:
+        if self.options.target_url or not runbook.target.reference:
+            return RemoteTarget(self.options.target_url or runbook.target.gateway_url, runbook.target.ready_file)
+        return ReferenceTarget(out / "stack", dict(runbook.target.reference_options), runbook.seed)
+
+    def _drill(self, runbook: Runbook, target: Target, endpoints: StackEndpoints, run: _Run,
+               report: Report) -> None:
+        from paystab.anomaly.admin_client import GatewayAdmin
+        from paystab.anomaly.controller import FailoverController, FailoverEvent
+        from paystab.chaos.session import FaultSession
+        from paystab.collector.sampler import metrics_url_source, run_sampler
+        from paystab.loadtest.runner import run_load
+        from paystab.slo import fill_report
+
+        ctx = runbook.target.context(endpoints)
+        probe_results: list[ProbeOutcome] = []
+        recorder = Recorder(time.time())
+
+        def on_event(event: FailoverEvent) -> None:
+            if event.action in ("drain", "restore", "degrade"):
+                report.failovers.append(FailoverRecord(event.provider, event.action,
+                                                       round(event.time - run.t0_wall, 3),
+                                                       event.detector, event.reason))
+            if event.action in ("drain", "restore"):
+                recorder.set_drained(event.provider, event.action == "drain")
+
+        controller = FailoverController(GatewayAdmin(endpoints.gateway_url, endpoints.admin_token),
+                                        on_event=on_event)
+        sampler_stop = threading.Event()
+
+        def on_samples(samples: list[Any]) -> None:
+            recorder.on_samples(samples)
+            controller.on_samples(samples)
+
+        with FaultSession(allow=runbook.allow, context=ctx, handle_signals=False,
+                          allow_source=runbook.source) as session:
+            faults = session.prepare(runbook.fault_specs())  # blast radius: exit 2, nothing injected
+            self._set_phase("steady state (before)")
+            probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "before")
+            source = metrics_url_source(endpoints.metrics_url or endpoints.gateway_url + "/metrics",
+                                        token=endpoints.admin_token)
+            sampler = threading.Thread(target=run_sampler, name="paystab-sampler", daemon=True, args=(
+                source, self.options.sample_interval_s, on_samples, sampler_stop,
+                runbook.load.duration_s + 600.0, lambda exc: controller.errors.append(str(exc))))
+            run.t0_wall, run.t0_mono = time.time(), time.monotonic()
+            recorder.t0_wall = run.t0_wall
+            sampler.start()
+            scheduler = threading.Thread(target=self._schedule, name="paystab-faults", daemon=True,
+                                         args=(runbook, faults, session, run))
+            scheduler.start()
+            watcher = threading.Thread(target=self._watch, name="paystab-watch", daemon=True,
+                                       args=(runbook, recorder, controller, run))
+            watcher.start()
+            self._set_phase("load")
+            result = run_load(endpoints.gateway_url, runbook.load.profile, runbook.load.rate_per_s,
+                              runbook.load.duration_s, seed=runbook.seed, users=runbook.load.users,
+                              params=runbook.load.params, on_record=recorder.on_checkout,
+                              stop_event=run.stop, live=False)
+            run.stop.set()
+            report.duration_s = round(time.time() - run.t0_wall, 3)
+            self._set_phase("clearing faults")
+            session.clear_all()
+            for event in session.timeline:
+                report.faults.append(FaultRecord(
+                    event.uid, event.kind, event.target, dict(event.params),
+                    round(event.injected_at - run.t0_mono, 3),
+                    None if event.cleared_at is None else round(event.cleared_at - run.t0_mono, 3),
+                    event.description))
+        sampler_stop.set()
+        sampler.join(timeout=5)
+        scheduler.join(timeout=5)
+        if run.fault_error is not None:
+            raise EnvironmentProblem(f"a fault could not be injected: {run.fault_error}")
+        report.detections = [DetectionRecord(d.provider, d.detector, round(d.at - run.t0_wall, 3), d.reason,
+                                             d.score) for d in controller.detections]
+        report.provider_timeline = recorder.provider_points()
+        report.abort_reason = run.abort_reason or run.interrupted_by
+        self._set_phase("settling and reconciling")
+        if isinstance(target, ReferenceTarget):
+            endpoints = target.refresh()
+        left = target.settle()
+        if left:
+            report.notes.append(f"{left} in-doubt attempt(s) still unresolved after 30 s")
+        probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "after")
+        probe_results += metric_probes(runbook, recorder, report.duration_s)
+        reconciliation = target.reconcile()
+        if reconciliation is not None:
+            report.reconciliation = reconciliation
+        else:
+            report.notes.append("the target has no ledgers to reconcile: reconciliation is null")
+        dropped = int(result.summary.dropped)
+        fill_report(report, recorder.samples, dropped_arrivals=dropped)
+        report.hypotheses = [HypothesisResult(h["expr"], h["observed"], bool(h["ok"]), h.get("expected", ""))
+                             for h in runbook.evaluate(report.to_json())]
+        report.hypotheses += [p.as_hypothesis() for p in probe_results]
+        if controller.errors:
+            report.notes.append(f"sampler/controller errors: {len(controller.errors)} (first: {controller.errors[0]})")
+        if run.abort_reason or run.interrupted_by:
+            report.verdict = "aborted"
+        else:
+            report.verdict = "pass" if all(h.ok for h in report.hypotheses) else "fail"
+
+    # -- loops beside the load ---------------------------------------------------------------
+    def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:
+        events: list[tuple[float, int, str]] = []
+        for i, step in enumerate(runbook.faults):
+            events.append((step.at_s, i, "inject"))
+            events.append((step.clear_at_s(runbook.load.duration_s), i, "clear"))
+        events.sort(key=lambda e: (e[0], e[2] == "inject"))
+        injected: set[int] = set()
+        for at_s, i, action in events:
+            if run.stop.wait(max(0.0, run.t0_mono + at_s - time.monotonic())):
+                return
+            try:
+                if action == "inject":
+                    session.inject(faults[i])
+                    injected.add(i)
+                    run.active[faults[i].uid] = (runbook.faults[i], at_s)
+                elif i in injected:
+                    session.clear(faults[i])
+                    run.active.pop(faults[i].uid, None)
+            except Exception as exc:  # surfaced by the runner once the load stops
+                run.fault_error = exc
+                run.abort_reason = f"fault {runbook.faults[i].name} failed to {action}: {exc}"
+                run.stop.set()
+                return
+
+    def _watch(self, runbook: Runbook, recorder: Recorder, controller: Any, run: _Run) -> None:
+        """Every half second: abort conditions, and the live view's snapshot."""
+        while not run.stop.wait(0.5):
+            now_s = time.monotonic() - run.t0_mono
+            for cond in runbook.abort_when:
+                if now_s < cond.window_s:
+                    continue  # not enough history to judge the window yet
+                value = recorder.window(now_s, cond.window_s).get(cond.metric)
+                if cond.triggered(value):
+                    run.abort_reason = f"abort_when {cond.expr} over {cond.window_s:g}s (observed {value:.6g})"
+                    run.stop.set()
+                    return
+            if self.view is not None:
+                self.view.update(self._snapshot(runbook, recorder, controller, run, now_s))
+
+    def _snapshot(self, runbook: Runbook, recorder: Recorder, controller: Any, run: _Run,
+                  now_s: float) -> LiveSnapshot:
+        total, failed = recorder.totals()
+        last10 = recorder.window(now_s, 10.0)
+        last2 = recorder.window(now_s, 2.0)
+        faults = [ActiveFault(uid, step.spec.kind, step.spec.target, at_s,
+                              step.clear_at_s(runbook.load.duration_s))
+                  for uid, (step, at_s) in list(run.active.items())]
+        rates = recorder.recent_provider_rates(now_s)
+        providers = [ProviderState(name, controller.state(name) if hasattr(controller, "state") else "active",
+                                   "closed", rate, success)
+                     for name, (rate, success) in sorted(rates.items())]
+        detections = [DetectionRecord(d.provider, d.detector, round(d.at - run.t0_wall, 2), d.reason)
+                      for d in controller.detections[-5:]]
+        return LiveSnapshot(elapsed_s=now_s, duration_s=runbook.load.duration_s, phase=self.phase,
+                            target_rps=runbook.load.rate_per_s, current_rps=last2["rps"],
+                            requests=total, failed=failed,
+                            availability=(total - failed) / total if total else None,
+                            availability_10s=last10["availability"], p95_ms=last10["p95_ms"],
+                            active_faults=faults, providers=providers, detections=tuple(detections))
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _set_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.on_phase(phase)
+
+    def _install_signals(self, run: _Run) -> None:
+        import gevent
+
+        def interrupted(name: str) -> None:
+            if run.interrupted_by is None:
+                run.interrupted_by = f"interrupted by {name}"
+                run.stop.set()
+
+        self._signal_handlers = [gevent.signal_handler(s, interrupted, s.name)
+                                 for s in (signal.SIGINT, signal.SIGTERM)]
+
+    def _restore_signals(self) -> None:
+        for handler in getattr(self, "_signal_handlers", []):
+            handler.cancel()
+
+
+def exit_for(report: Report) -> int:
+    if report.verdict == "aborted":
+        raise Aborted(f"drill aborted: {report.abort_reason or 'interrupted'}")
+    return 0 if report.verdict == "pass" else 1
