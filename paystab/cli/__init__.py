@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "load_cmds",
     "drill_cmds",
     "export_cmds",
+    "report_cmds",
 )
 
 

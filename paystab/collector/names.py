@@ -43,6 +43,7 @@ ACTIVE_FAULTS = "paystab_active_faults"  # gauge {kind}
 PROXY_CONNECTIONS_TOTAL = "paystab_proxy_connections_total"  # {proxy}
 PROXY_BYTES_TOTAL = "paystab_proxy_bytes_total"  # {proxy, direction=upstream|downstream}
 PROXY_TOXICS_ACTIVE = "paystab_proxy_toxics_active"  # gauge {proxy, type}
+PROXY_CONNECTIONS_OPEN = "paystab_proxy_connections_open"  # gauge {proxy}
 
 # -- load harness --------------------------------------------------------------------
 LOAD_REQUESTS_TOTAL = "paystab_load_requests_total"  # {outcome}

@@ -82,8 +82,10 @@ def scaled(runbook: Runbook, duration_s: float | None, rps: float | None,
         faults = tuple(dataclasses.replace(
             s, at_s=s.at_s * factor, duration_s=None if s.duration_s is None else s.duration_s * factor)
             for s in faults)
-        notes.append(f"duration {load.duration_s:g}s → {duration_s:g}s; fault schedule scaled ×{factor:.3g}")
-        load = dataclasses.replace(load, duration_s=duration_s)
+        notes.append(f"duration {load.duration_s:g}s → {duration_s:g}s; fault schedule and load shape "
+                     f"scaled ×{factor:.3g}")
+        params = {k: v * factor if k.endswith("_s") else v for k, v in load.params.items()}
+        load = dataclasses.replace(load, duration_s=duration_s, params=params)
     if rps is not None and rps != load.rate_per_s:
         notes.append(f"rate {load.rate_per_s:g}/s → {rps:g}/s")
         load = dataclasses.replace(load, rate_per_s=rps)
@@ -109,7 +111,11 @@ class Drill:
         runbook, notes = scaled(load_runbook(path), self.options.duration_s, self.options.rps,
                                 self.options.seed)
         # Locust patches the process with gevent on import: do it before any thread exists.
-        from paystab.loadtest import runner as load_runner  # noqa: F401
+        from paystab.loadtest import runner as _locust_runner  # noqa: F401
+        from paystab.loadtest.plan import build_plan
+
+        build_plan(runbook.load.profile, runbook.load.rate_per_s, runbook.load.duration_s,
+                   users=runbook.load.users, seed=runbook.seed, params=dict(runbook.load.params))
 
         out = self.options.out_dir
         out.mkdir(parents=True, exist_ok=True)

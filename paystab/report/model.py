@@ -1,6 +1,8 @@
 """The drill report as data: schema ``paystab.report/v1`` plus the series behind the plots.
 
 A drill fills a :class:`Report`; renderers (terminal, JSON, JUnit, HTML) only read it.
+The ``slo`` section is a plain dict in the report (so it round-trips through JSON as is);
+:class:`SloSummary` is its typed view, filled by :func:`paystab.slo.fill_report`.
 ``to_json()`` gives exactly the schema of ``shared/design/report.schema.json`` — required
 fields first, then extra fields the schema allows (``timeline``, ``provider_timeline``,
 ``slo``, …) that the HTML report plots from. ``from_json()`` reads it back, so
@@ -41,6 +43,7 @@ class FaultRecord:
     injected_at_s: float
     cleared_at_s: float | None = None
     description: str = ""
+    provider: str | None = None  # the provider it hits, when it hits one (TTD/TTM filter)
 
 
 @dataclass
@@ -68,6 +71,10 @@ class Incident:
     ttm_s: float | None  # first drain − injection
     ttr_s: float | None  # injection → customer side back within SLO, sustained
     impact_requests: int = 0  # failed or over-SLO-latency requests during the incident
+    provider: str | None = None  # detections/failovers counted only for it (None: any)
+    impact_start_s: float | None = None  # first unhealthy 1-s bucket (None: no impact)
+    recovered_at_s: float | None = None  # start of the sustained healthy run
+    note: str = ""  # e.g. why ttr_s is null
 
 
 @dataclass
@@ -174,4 +181,93 @@ class Report:
             timeline=[build(TimelinePoint, p) for p in data.get("timeline", [])],
             provider_timeline=[build(ProviderPoint, p) for p in data.get("provider_timeline", [])],
             slo=data.get("slo", {}), load=data.get("load", {}), notes=data.get("notes", []),
+        )
+
+
+# -- the "slo" section: written by paystab.slo.fill_report, read by the renderers --------
+
+
+@dataclass(frozen=True)
+class SloTargets:
+    """The objectives a drill is judged against (defaults: the seed documents' targets)."""
+
+    availability: float = 0.9999
+    latency_ms: float = 500.0  # p95 per 1-s bucket
+    sustain_s: int = 5  # healthy seconds in a row that count as recovered
+    burn_window_s: float = 10.0
+    provider_sla: float = 0.9995
+    provider_sla_promotion: float = 0.999
+    promotion: bool = False
+
+    @property
+    def sla(self) -> float:
+        return self.provider_sla_promotion if self.promotion else self.provider_sla
+
+
+@dataclass
+class ErrorBudget:
+    target: float
+    requests: int
+    failed: int
+    allowed_failures: float  # requests × (1 − target)
+    used: float | None  # failure_rate / (1 − target); 1.0 = all of it
+
+
+@dataclass
+class BurnWindow:
+    start_s: float
+    end_s: float
+    requests: int
+    failed: int
+    burn_rate: float | None  # window failure rate / (1 − target); None without traffic
+
+
+@dataclass
+class ProviderHealth:
+    provider: str
+    attempts: int
+    failures: int
+    success: float | None  # 1 − failures / attempts (declines are not failures)
+    sla_target: float
+    sla_met: bool | None
+    p95_ms: float | None  # attempt-weighted mean of the interval p95s
+    share: float  # of all attempts in the drill
+    minutes_drained: float
+    health_score: float | None  # 0..100, see paystab.slo.health_score
+
+
+def _build(kind: type, raw: Any) -> Any:
+    names = {f.name for f in fields(kind)}
+    return kind(**{k: v for k, v in (raw or {}).items() if k in names})
+
+
+@dataclass
+class SloSummary:
+    """What ``Report.slo`` holds, typed; renderers read it through :meth:`from_json`."""
+
+    targets: SloTargets = field(default_factory=SloTargets)
+    error_budget: ErrorBudget | None = None
+    burn_rates: list[BurnWindow] = field(default_factory=list)
+    providers: list[ProviderHealth] = field(default_factory=list)
+
+    @property
+    def max_burn_rate(self) -> float | None:
+        rates = [w.burn_rate for w in self.burn_rates if w.burn_rate is not None]
+        return max(rates) if rates else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["max_burn_rate"] = self.max_burn_rate
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> SloSummary:
+        """Tolerant: a report written without an ``slo`` section gives empty tables."""
+        data = data or {}
+        budget = data.get("error_budget")
+        return cls(
+            targets=_build(SloTargets, data.get("targets")),
+            error_budget=_build(ErrorBudget, budget) if budget else None,
+            burn_rates=[_build(BurnWindow, w) for w in data.get("burn_rates") or []],
+            providers=[_build(ProviderHealth, p) for p in data.get("providers") or []],
         )

@@ -72,7 +72,7 @@ def default_providers() -> list[ProviderSpec]:
     cards = ("visa", "mastercard")
     return [
         ProviderSpec("card-alpha", "alpha", ("card",), card_brands=cards, fee_bps=220),
-        ProviderSpec("card-bravo", "bravo", ("card",), card_brands=(*cards, "amex"), fee_bps=230,
+        ProviderSpec("card-bravo", "bravo", ("card",), card_brands=(*cards, "amex"), fee_bps=240,
                      latency=LatencyModel(median_ms=45.0)),
         ProviderSpec("card-charlie", "charlie", ("card",), card_brands=cards, fee_bps=260,
                      latency=LatencyModel(median_ms=55.0, sigma=0.4)),
@@ -110,6 +110,7 @@ class BreakerSettings:
 @dataclass(frozen=True)
 class RoutingSettings:
     exploration_share: float = 0.02  # keep measuring providers that are not the best
+    healthy_failure_ratio: float = 0.01  # failure ratios up to this count as fully healthy
     health_window_s: float = 30.0  # "recent blocks" the health score looks at
     health_block_s: float = 5.0
     latency_weight: float = 0.15

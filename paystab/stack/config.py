@@ -38,7 +38,8 @@ from paystab.yamlsrc import Node, load_yaml
 
 _ROUTING_DURATIONS = {"connect_timeout": "connect_timeout_ms", "response_timeout": "response_timeout_ms",
                       "status_lookup_timeout": "status_lookup_timeout_ms"}
-_ROUTING_FLOATS = {"exploration_share": (0.0, 1.0), "retry_budget_ratio": (0.0, 10.0),
+_ROUTING_FLOATS = {"exploration_share": (0.0, 1.0),
+                   "healthy_failure_ratio": (0.0, 0.5), "retry_budget_ratio": (0.0, 10.0),
                    "retry_budget_min_per_s": (0.0, 10000.0), "latency_weight": (0.0, 1.0),
                    "fee_weight": (0.0, 1.0)}
 _ROUTING_INTS = {"max_attempts": (1, 10), "max_concurrency": (1, 1_000_000)}

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from paystab.collector.stats import ProviderStats
 from paystab.stack.catalog import BreakerSettings, ProviderSpec, RoutingSettings
 
+GOOD_LATENCY_S = 0.2
+
 
 class Breaker:
     """Per-provider circuit breaker over a rolling window of one-second buckets.
@@ -91,6 +93,28 @@ class Breaker:
         self._probe_in_flight = False
 
 
+class LatencyEstimate:
+    """Exponentially time-decayed mean latency of successes (half-life ``half_life_s``).
+
+    Time-decayed rather than a window mean so that a few slow attempts (a cold start, a
+    GC pause) stop counting within seconds even for a provider that gets little traffic.
+    """
+
+    def __init__(self, initial_s: float, half_life_s: float = 5.0) -> None:
+        self.value_s = initial_s
+        self.half_life_s = half_life_s
+        self._last: float | None = None
+
+    def observe(self, latency_s: float, now: float) -> None:
+        if self._last is None:
+            weight = 0.5
+        else:
+            weight = 1.0 - 0.5 ** (max(now - self._last, 0.0) / self.half_life_s)
+            weight = max(weight, 0.05)
+        self.value_s += weight * (min(latency_s, 5.0) - self.value_s)
+        self._last = now
+
+
 class HealthWindow:
     """Successes and provider-side failures in blocks; declines are not counted at all."""
 
@@ -133,16 +157,25 @@ class Route:
     stats: ProviderStats
     breaker: Breaker
     health: HealthWindow
+    latency: LatencyEstimate
     drained: bool = False
 
     def score(self, settings: RoutingSettings, now: float) -> float:
-        success, latency_s = self.health.rates(now)
-        latency_penalty = min(1.0, (latency_s or 0.0) / 1.0) * settings.latency_weight
+        success, _ = self.health.rates(now)
+        # Failure ratios up to the normal level (the seeds alert only above 1 %) are all
+        # healthy: without this tolerance a handful of failures would outweigh the fee
+        # difference and traffic would swing between providers on noise.
+        success = min(1.0, success + settings.healthy_failure_ratio)
+        latency_s = self.latency.value_s
+        # Below GOOD_LATENCY_S every provider is as good as any other (the fee decides);
+        # above it the penalty grows linearly up to latency_weight at one second more.
+        slow = min(1.0, max(0.0, latency_s - GOOD_LATENCY_S) / 1.0)
+        latency_penalty = slow * settings.latency_weight
         fee_penalty = min(1.0, self.spec.fee_bps / 500.0) * settings.fee_weight
         score = success * (1.0 - latency_penalty) * (1.0 - fee_penalty)
         # A provider that holds an attempt far longer than usual has likely stopped
         # answering: route around it before its timeouts start to count.
-        suspect_after_s = max(0.3, 8.0 * (latency_s or self.spec.latency.median_ms / 1000.0))
+        suspect_after_s = max(0.3, 8.0 * latency_s)
         if self.stats.oldest_inflight_age_s(now) > suspect_after_s:
             score *= 0.05
         return score
@@ -154,7 +187,8 @@ class Router:
         self.settings = settings
         self.routes = {
             s.name: Route(s, stats[s.name], Breaker(settings.breaker),
-                          HealthWindow(settings.health_block_s, settings.health_window_s))
+                          HealthWindow(settings.health_block_s, settings.health_window_s),
+                          LatencyEstimate(s.latency.median_ms / 1000.0))
             for s in specs
         }
         self._rng = random.Random(seed)
@@ -187,6 +221,8 @@ class Router:
         route.breaker.record(counts_against, now)
         if ok or counts_against:  # declines are neither success nor failure for health
             route.health.record(ok, latency_s, now)
+        if ok:
+            route.latency.observe(latency_s, now)
         route.stats.breaker_state = route.breaker.state
         route.stats.health_score = round(route.score(self.settings, now), 4)
 

@@ -42,22 +42,19 @@ def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
     handles: list[Any] = []
     am_url = None
     if alertmanager:
-        # Alertmanager → paystab's webhook receiver → the failover controller → gateway admin.
-        from paystab.anomaly.admin_client import GatewayAdmin
-        from paystab.anomaly.controller import FailoverController
-        from paystab.anomaly.webhook import WebhookServer
-
-        controller = FailoverController(GatewayAdmin(endpoints.gateway_url, endpoints.admin_token))
-        receiver = WebhookServer(controller).start()  # loopback: Alertmanager runs beside it
+        # Alertmanager → paystab's receiver (webhook + failover controller) → gateway admin API.
+        receiver = runtime.start_receiver(endpoints.gateway_url, data / "receiver",
+                                          token=endpoints.admin_token)
         handles.append(receiver)
-        am = runtime.start_alertmanager(webhook_url=receiver.url, data_dir=data / "alertmanager")
+        am = runtime.start_alertmanager(webhook_url=receiver.url + "/alerts",
+                                        data_dir=data / "alertmanager")
         handles.append(am)
         am_url = am.url
-        endpoints.extra["webhook_url"] = receiver.url
-    targets = [endpoints.gateway_url.split("://", 1)[1]]
-    if endpoints.provider_admin_url:
-        targets.append(endpoints.provider_admin_url.split("://", 1)[1].rstrip("/"))
-    prom = runtime.start_prometheus(scrape_targets=targets, data_dir=data / "prometheus",
+        endpoints.extra["webhook_url"] = receiver.url + "/alerts"
+    from paystab.alerting.serverconfig import scrape_targets_for
+
+    prom = runtime.start_prometheus(scrape_targets=scrape_targets_for(endpoints),
+                                    data_dir=data / "prometheus",
                                     alertmanager_url=am_url)
     handles.append(prom)
     endpoints.prometheus_url = prom.url

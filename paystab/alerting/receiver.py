@@ -1,0 +1,83 @@
+"""A standalone failover process: Alertmanager's webhook in, drains through the gateway out.
+
+``python -m paystab.alerting.receiver --gateway URL`` runs paystab's Alertmanager webhook
+receiver (:mod:`paystab.anomaly.webhook`) in front of a failover controller
+(:mod:`paystab.anomaly.controller`) that talks to the gateway admin API, and — unless
+``--no-detect`` — also feeds the controller from the gateway's ``/metrics`` every
+``--interval``, so the detectors act on their own and drained providers are probed
+half-open and restored. The compose stack in ``deploy/`` runs it next to the gateway.
+Every decision is printed as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from paystab.exceptions import InvalidInput, PaystabError
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidInput(f"{text!r} is not HOST:PORT", source="--listen",
+                           expected="127.0.0.1:9095")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(gateway_url: str, listen: str, token: str | None, detect: bool, interval_s: float,
+          stop: threading.Event) -> None:
+    """Run until ``stop`` is set; raise PaystabError on bad input or a busy port."""
+    from paystab.anomaly.admin_client import GatewayAdmin
+    from paystab.anomaly.controller import FailoverController, FailoverEvent, watch
+    from paystab.anomaly.webhook import WebhookServer
+    from paystab.collector.sampler import metrics_url_source
+
+    def announce(event: FailoverEvent) -> None:
+        print(json.dumps(event.to_json()), flush=True)
+
+    host, port = _listen(listen)
+    controller = FailoverController(GatewayAdmin(gateway_url, token), on_event=announce)
+    # on loopback Alertmanager needs no token; elsewhere it must send the same bearer token
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    server = WebhookServer(controller, host, port, None if loopback else token).start()
+    print(json.dumps({"listening": server.url, "gateway": gateway_url, "detect": detect}),
+          flush=True)
+    try:
+        if detect:
+            source = metrics_url_source(gateway_url.rstrip("/") + "/metrics", token=token)
+            watch(source, controller, stop, interval_s=interval_s)
+        stop.wait()
+    finally:
+        server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paystab.alerting.receiver",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--gateway", required=True, help="gateway base URL (admin API)")
+    parser.add_argument("--listen", default="127.0.0.1:9095", help="webhook HOST:PORT")
+    parser.add_argument("--token", default=os.environ.get("PAYSTAB_TOKEN"),
+                        help="admin token for the gateway and the webhook (env PAYSTAB_TOKEN)")
+    parser.add_argument("--no-detect", action="store_true",
+                        help="only act on Alertmanager alerts, run no detectors")
+    parser.add_argument("--interval", type=float, default=0.5, help="sampling interval, s")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        serve(args.gateway, args.listen, args.token, not args.no_detect, args.interval, stop)
+    except PaystabError as exc:
+        print(f"paystab: {exc.render()}", file=sys.stderr)
+        return int(exc.exit_code)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The failover controller: detections in, drain / half-open probe / restore out.
+
+Per provider it walks ``active -> drained -> probing -> active``:
+
+* **drain** when the ensemble policy decides (or an Alertmanager alert fires), through the
+  gateway admin API — unless that would leave a payment method of the provider without any
+  other active provider: then it **degrades** instead (keeps it, records why), because a
+  degraded provider serves more customers than no provider at all;
+* after a **cool-down** (and, for a drain that came from an alert, once the alert resolved)
+  it restores the provider **half-open**: traffic flows again while the controller watches
+  its series for ``probation_s``; the detectors' evidence is reset first;
+* the probe **passes** (``probe_ok``) with at least ``min_probe_attempts`` attempts and a
+  failure ratio at most ``max_probe_failure_ratio`` and no detection; otherwise the provider
+  is drained again and the cool-down **doubles** (up to ``max_cooldown_s``). The cool-down
+  returns to its base only after ``stable_s`` of confirmed health. That is the hysteresis:
+  a flapping provider is tried less and less often, never toggled at sample rate.
+
+Every decision is a :class:`FailoverEvent` (time, provider, action, detector, reason) kept in
+``events`` and passed to ``on_event``; actions are ``drain``, ``restore`` (the half-open
+restore through the admin API), ``probe_ok`` (probation passed) and ``degrade``. Methods are
+thread-safe (the webhook server calls them from its threads). Given a ``registry``, the
+controller also counts ``paystab_detections_total{provider,detector}`` and
+``paystab_controller_actions_total{provider,action}`` and sets ``paystab_detector_score``
+(names in ``collector/names.py``) for whoever serves that registry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from paystab.anomaly.admin_client import GatewayAdmin
+from paystab.anomaly.base import Detection
+from paystab.anomaly.ensemble import Decision, EnsemblePolicy, default_policy
+from paystab.collector import names
+from paystab.collector.sampler import SeriesSource, run_sampler
+from paystab.collector.series import Sample
+from paystab.exceptions import EnvironmentProblem
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    cooldown_s: float = 10.0
+    max_cooldown_s: float = 300.0
+    probation_s: float = 10.0
+    min_probe_attempts: int = 20
+    max_probe_failure_ratio: float = 0.02
+    stable_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class FailoverEvent:
+    time: float
+    provider: str
+    action: str  # drain | restore | probe_ok | degrade
+    detector: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Track:
+    phase: str = "active"  # active | drained | probing
+    since: float = 0.0
+    cooldown_s: float = 0.0
+    needs_resolve: bool = False
+    probe_attempts: int = 0
+    probe_failures: int = 0
+    degraded_at: float | None = None
+    healthy_since: float | None = None
+
+
+@dataclass
+class FailoverController:
+    admin: GatewayAdmin
+    policy: EnsemblePolicy = field(default_factory=default_policy)
+    config: ControllerConfig = field(default_factory=ControllerConfig)
+    on_event: Callable[[FailoverEvent], None] | None = None
+    clock: Callable[[], float] = time.time
+    events: list[FailoverEvent] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    registry: CollectorRegistry | None = None
+    _tracks: dict[str, _Track] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _metrics: tuple[Counter, Counter, Gauge] | None = None
+
+    def __post_init__(self) -> None:
+        if self.registry is not None:
+            self._metrics = (
+                Counter(names.DETECTIONS_TOTAL.removesuffix("_total"), "Detections by detector",
+                        ["provider", "detector"], registry=self.registry),
+                Counter(names.CONTROLLER_ACTIONS_TOTAL.removesuffix("_total"),
+                        "Failover controller decisions", ["provider", "action"],
+                        registry=self.registry),
+                Gauge(names.DETECTOR_SCORE, "Score of the last detection (>= 1: past threshold)",
+                      ["provider", "detector"], registry=self.registry),
+            )
+
+    def _record(self, found: Iterable[Detection]) -> None:
+        for detection in found:
+            self.detections.append(detection)
+            if self._metrics is not None:
+                self._metrics[0].labels(detection.provider, detection.detector).inc()
+                self._metrics[2].labels(detection.provider, detection.detector).set(detection.score)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def on_samples(self, samples: Iterable[Sample]) -> None:
+        """Feed one round of samples (one per provider) from the sampler."""
+        latest = None
+        with self._lock:
+            for sample in samples:
+                latest = sample.time if latest is None else max(latest, sample.time)
+                track = self._track(sample.provider)
+                if track.phase == "drained":
+                    continue  # nothing to learn from a provider that gets no traffic
+                if track.phase == "probing":
+                    track.probe_attempts += sample.attempts
+                    track.probe_failures += sample.failures
+                found, decision = self.policy.feed(sample)
+                self._record(found)
+                if decision is not None:
+                    self._decide(decision)
+            self.tick(latest if latest is not None else self.clock())
+
+    def on_detection(self, detection: Detection) -> None:
+        """A detection from elsewhere (another process, a test): apply the policy."""
+        with self._lock:
+            self._record([detection])
+            decision = self.policy.note(detection)
+            if decision is not None:
+                self._decide(decision)
+
+    def drain(self, provider: str, detector: str, reason: str, at: float | None = None,
+              wait_for_resolve: bool = False) -> FailoverEvent | None:
+        """Drain now (Alertmanager firing); answers the event recorded (drain or degrade)."""
+        with self._lock:
+            now = self.clock() if at is None else at
+            return self._drain(provider, detector, reason, now, wait_for_resolve)
+
+    def resolve(self, provider: str, at: float | None = None) -> None:
+        """The alert that drained ``provider`` resolved: it may be probed after the cool-down."""
+        with self._lock:
+            self._track(provider).needs_resolve = False
+            self.tick(self.clock() if at is None else at)
+
+    def state(self, provider: str) -> str:
+        with self._lock:
+            return self._track(provider).phase
+
+    # -- the state machine ------------------------------------------------------------------
+    def _track(self, provider: str) -> _Track:
+        track = self._tracks.get(provider)
+        if track is None:
+            track = self._tracks[provider] = _Track(cooldown_s=self.config.cooldown_s)
+        return track
+
+    def _decide(self, decision: Decision) -> None:
+        track = self._track(decision.provider)
+        if track.phase == "drained":
+            return
+        self._drain(decision.provider, decision.detector, decision.reason, decision.at, False)
+
+    def _emit(self, now: float, provider: str, action: str, detector: str, reason: str
+              ) -> FailoverEvent:
+        event = FailoverEvent(now, provider, action, detector, reason)
+        self.events.append(event)
+        if self._metrics is not None:
+            self._metrics[1].labels(provider, action).inc()
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def _drain(self, provider: str, detector: str, reason: str, now: float,
+               wait_for_resolve: bool) -> FailoverEvent | None:
+        track = self._track(provider)
+        if track.phase == "drained":
+            track.needs_resolve = track.needs_resolve or wait_for_resolve
+            return None
+        blocked = self._last_healthy_methods(provider)
+        if blocked is None:
+            return None  # admin API unreachable: recorded in errors, retried on next alarm
+        if blocked:
+            if track.degraded_at is not None and now - track.degraded_at < track.cooldown_s:
+                return None
+            track.degraded_at = now
+            return self._emit(now, provider, "degrade", detector,
+                              f"not drained: last healthy provider for {', '.join(blocked)}; "
+                              f"kept in service degraded ({reason})")
+        try:
+            self.admin.drain(provider, f"{detector}: {reason}")
+        except EnvironmentProblem as exc:
+            self.errors.append(f"drain {provider}: {exc.message}")
+            return None
+        if track.phase == "probing":
+            track.cooldown_s = min(self.config.max_cooldown_s, track.cooldown_s * 2.0)
+            reason = f"half-open probe failed: {reason}"
+        elif track.healthy_since is not None and now - track.healthy_since >= self.config.stable_s:
+            track.cooldown_s = self.config.cooldown_s
+        track.phase, track.since = "drained", now
+        track.needs_resolve = wait_for_resolve
+        track.healthy_since = None
+        return self._emit(now, provider, "drain", detector, reason)
+
+    def _last_healthy_methods(self, provider: str) -> list[str] | None:
+        """Methods ``provider`` serves that no other healthy provider serves; ``None`` when
+        the gateway cannot tell us."""
+        try:
+            states = self.admin.providers()
+        except EnvironmentProblem as exc:
+            self.errors.append(f"providers: {exc.message}")
+            return None
+        mine = next((p for p in states if p.get("name") == provider), None)
+        if mine is None:
+            return []
+        blocked = []
+        for method in mine.get("methods") or []:
+            others = [
+                p for p in states
+                if p.get("name") != provider and method in (p.get("methods") or [])
+                and p.get("state", "active") == "active"
+                and self._track(str(p.get("name"))).phase == "active"
+            ]
+            if not others:
+                blocked.append(str(method))
+        return blocked
+
+    def tick(self, now: float) -> None:
+        """Advance cool-downs and probations to ``now`` (called after each round)."""
+        with self._lock:
+            for provider, track in self._tracks.items():
+                if track.phase == "drained":
+                    if now - track.since >= track.cooldown_s and not track.needs_resolve:
+                        self._probe(provider, track, now)
+                elif track.phase == "probing":
+                    self._judge_probe(provider, track, now)
+
+    def _probe(self, provider: str, track: _Track, now: float) -> None:
+        try:
+            self.admin.restore(provider, "half-open probe after cool-down")
+        except EnvironmentProblem as exc:
+            self.errors.append(f"restore {provider}: {exc.message}")
+            return
+        self.policy.reset(provider)
+        track.phase, track.since = "probing", now
+        track.probe_attempts = track.probe_failures = 0
+        self._emit(now, provider, "restore", "controller",
+                   f"half-open: back in service on probation for {self.config.probation_s:g}s "
+                   f"after a {track.cooldown_s:g}s cool-down")
+
+    def _judge_probe(self, provider: str, track: _Track, now: float) -> None:
+        cfg = self.config
+        elapsed = now - track.since
+        if elapsed < cfg.probation_s:
+            return
+        n, f = track.probe_attempts, track.probe_failures
+        enough = n >= cfg.min_probe_attempts
+        if not enough and elapsed < 3 * cfg.probation_s:
+            return
+        if (n == 0 and f == 0) or (n > 0 and f / n <= cfg.max_probe_failure_ratio):
+            track.phase, track.healthy_since = "active", now
+            self._emit(now, provider, "probe_ok", "controller",
+                       f"probation passed: {f} failures in {n} attempts over {elapsed:.1f}s")
+        else:
+            self._drain(provider, "controller", f"{f} failures in {n} attempts on probation",
+                        now, False)
+
+
+def watch(
+    source: SeriesSource,
+    controller: FailoverController,
+    stop: threading.Event,
+    interval_s: float = 0.1,
+    max_duration_s: float = 24 * 3600.0,
+) -> int:
+    """Sample ``source`` every ``interval_s`` and feed ``controller`` until ``stop``."""
+
+    def on_error(exc: Exception) -> None:
+        controller.errors.append(f"sampler: {exc}")
+
+    return run_sampler(source, interval_s, controller.on_samples, stop, max_duration_s, on_error)

@@ -1,0 +1,321 @@
+"""Failure-rate detector: a bank of Bernoulli CUSUMs per provider on the stream of attempts.
+
+Each attempt is a Bernoulli trial (failed or not; customer declines are not failures). For a
+rate moving from the baseline ``p0`` to ``p1`` the CUSUM is the optimal sequential test
+(Moustakides); since ``p1`` is unknown, we run one CUSUM per anticipated shift (default 2 %,
+5 %, 20 % and a dead provider) — each near-optimal for its own shift and still fast for the
+others — and alarm when any crosses its threshold.
+
+* **Volume-insensitive**: the statistic moves per attempt, not per second, so a 10x flash
+  sale brings 10x the evidence but no bias.
+* **Baseline learned online**: a slow exponentially weighted failure ratio over a horizon of
+  attempts (200k by default), starting from a prior, taken one standard error high (so little
+  data errs towards fewer false alarms) and never below a floor; frozen while any CUSUM is
+  half-way to alarming and for two quiet blocks after an alarm, so an incident is not
+  learned as the new normal. Slow drift
+  is absorbed; the alternatives are ``max(shift, 2 x baseline)``.
+* **False alarms as one number**: ``false_alarm_every_h`` hours of traffic. With the learned
+  traffic rate that is an in-control ARL in attempts; each CUSUM gets its threshold from the
+  Markov-chain ARL (``arl.py``) at ``K x`` that ARL (K CUSUMs: union bound), memoised on a
+  grid of baselines (5 %) and ARLs (2^(1/4)) so recalibration is rare and cheap.
+* **Cost**: successes only count (``run += 1``); the decrement ``run x b`` is applied when a
+  failure arrives, so an attempt costs O(1) whatever the number of CUSUMs, and per-interval
+  counts are O(1) too (the interval's binomial LLR as one step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from paystab.anomaly import base
+from paystab.anomaly.arl import cached_threshold, llr_steps
+from paystab.anomaly.base import Detection
+from paystab.collector.series import Sample
+
+_P0_GRID = 0.05  # relative step of the baseline grid thresholds are calibrated on
+_ARL_GRID = 4  # ARL grid: 2^(1/4) steps
+_P1_CAP = 0.995  # a "dead provider" alternative; p1 = 1 would make one success decisive
+_HOLD_BLOCKS = 2  # quiet blocks needed after an alarm before the baseline learns again
+
+
+@dataclass(frozen=True)
+class FailureRateConfig:
+    false_alarm_every_h: float = field(default=24.0, metadata={"lo": 0.01})
+    shifts: tuple[float, ...] = field(default=(0.02, 0.05, 0.2, 1.0), metadata={"lo": 0, "hi": 1})
+    min_shift_ratio: float = field(default=2.0, metadata={"lo": 1.1})
+    baseline_prior: float = field(default=0.005, metadata={"lo": 1e-6, "hi": 0.5})
+    prior_attempts: float = field(default=2000.0, metadata={"lo": 0})
+    baseline_floor: float = field(default=0.001, metadata={"lo": 1e-6, "hi": 0.5})
+    baseline_ucb_sigmas: float = field(default=1.0, metadata={"lo": 0.0})
+    horizon_attempts: float = field(default=200_000.0, metadata={"lo": 1000})
+    block_attempts: int = field(default=1000, metadata={"lo": 10})
+    freeze_ratio: float = field(default=0.5, metadata={"lo": 0, "hi": 1})
+    warmup_attempts: int = field(default=1000, metadata={"lo": 0})
+    traffic_rate: float | None = field(default=None, metadata={"lo": 1e-3})  # attempts/s
+    rate_horizon_s: float = field(default=3600.0, metadata={"lo": 1})
+    union_factor: float | None = field(default=None, metadata={"lo": 1})  # default: #CUSUMs
+
+
+@lru_cache(maxsize=4096)
+def bank_params(
+    p0: float, arl0: float, shifts: tuple[float, ...], min_ratio: float, union: float | None
+) -> tuple[tuple[float, float, float, float], ...]:
+    """``((p1, a, b, h), ...)`` of the CUSUM bank for baseline ``p0`` and in-control ARL
+    ``arl0`` (attempts) of the whole bank."""
+    alternatives = sorted({min(_P1_CAP, max(s, min_ratio * p0)) for s in shifts})
+    alternatives = [p1 for p1 in alternatives if p1 > p0]
+    k = union if union is not None else float(len(alternatives))
+    out = []
+    for p1 in alternatives:
+        a, b = llr_steps(p0, p1)
+        out.append((p1, a, b, cached_threshold(p0, p1, _quantise_arl(arl0 * k))))
+    return tuple(out)
+
+
+def _quantise_p0(p0: float) -> float:
+    # rounded up: a baseline taken a little high can only mean fewer false alarms
+    return math.exp(math.ceil(math.log(p0) / _P0_GRID - 1e-9) * _P0_GRID)
+
+
+def _quantise_arl(arl0: float) -> float:
+    # rounded up: never calibrate for more false alarms than asked
+    return float(2.0 ** (math.ceil(math.log2(max(arl0, 2.0)) * _ARL_GRID) / _ARL_GRID))
+
+
+class CusumBank:
+    """The statistics of one provider. ``observe*`` answer the index of the alarming CUSUM
+    (into ``p1``) or -1; after an alarm every statistic restarts from 0."""
+
+    __slots__ = (
+        "_arl_q", "_p0_q", "a", "alarm_p1", "alarm_s", "alarm_start", "b", "cfg", "f_acc",
+        "f_learned", "h", "hold", "k", "n_acc", "n_learned", "n_total", "p0", "p1", "rate", "run",
+        "s", "t_fold", "zero_t",
+    )
+
+    def __init__(self, cfg: FailureRateConfig) -> None:
+        self.cfg = cfg
+        self.run = 0  # successes since the statistics were last brought up to date
+        self.n_acc = 0  # attempts and failures of the current block (baseline learning)
+        self.f_acc = 0
+        self.n_learned = 0.0  # weighted attempts/failures of the baseline estimate
+        self.f_learned = 0.0
+        self.n_total = 0
+        self.rate: float | None = cfg.traffic_rate
+        self.t_fold: float | None = None
+        self.p0 = max(cfg.baseline_floor, cfg.baseline_prior)
+        self._p0_q = 0.0
+        self._arl_q = 0.0
+        self.p1: list[float] = []
+        self.a: list[float] = []
+        self.b: list[float] = []
+        self.h: list[float] = []
+        self.s: list[float] = []
+        self.zero_t: list[float] = []
+        self.k = 0
+        self.hold = 0  # blocks still to skip before learning again (after an alarm)
+        self.alarm_p1 = self.alarm_s = 0.0
+        self.alarm_start: float | None = None
+        self._calibrate()
+
+    # -- hot path ---------------------------------------------------------------------
+    def observe(self, failed: bool, t: float) -> int:
+        """One attempt at time ``t``."""
+        if not failed:
+            self.run += 1
+            if self.run + self.n_acc >= self.cfg.block_attempts:
+                self._settle(t)
+                self._fold(t)
+            return -1
+        return self.observe_run(0, 1, t)
+
+    def observe_run(self, successes: int, failures: int, t: float) -> int:
+        """``successes`` attempts that succeeded, then ``failures`` that failed (exact CUSUM)."""
+        if not failures:
+            self.run += successes
+            if self.run + self.n_acc >= self.cfg.block_attempts:
+                self._settle(t)
+                self._fold(t)
+            return -1
+        return self._batch(self.run + successes, failures, 0, t)
+
+    def observe_counts(self, attempts: int, failures: int, t: float) -> int:
+        """One interval's counts in O(1): the binomial log-likelihood ratio of the interval
+        (``k a - (n - k) b``) added as one step, floored at the interval's boundaries only.
+        That never exceeds the per-attempt statistic, so false alarms stay within target."""
+        if attempts <= 0:
+            return -1
+        failures = min(max(failures, 0), attempts)
+        if not failures:
+            return self.observe_run(attempts, 0, t)
+        return self._batch(self.run, failures, attempts - failures, t)
+
+    def _batch(self, run: int, failures: int, successes: int, t: float) -> int:
+        """Apply ``run`` pending successes (floored), then one step of ``failures`` failures
+        and ``successes`` successes; check every CUSUM."""
+        s, a, b, h = self.s, self.a, self.b, self.h
+        armed = self.n_total + self.n_acc >= self.cfg.warmup_attempts
+        best = 1.0
+        alarm = -1
+        for i in range(self.k):
+            v = s[i] - run * b[i]
+            if v <= 0.0:
+                v = 0.0
+                self.zero_t[i] = t
+            v += failures * a[i]
+            if successes:
+                v -= successes * b[i]
+                if v <= 0.0:
+                    v = 0.0
+                    self.zero_t[i] = t
+            s[i] = v
+            if v >= h[i] and (armed or self.p1[i] >= 0.5) and v / h[i] >= best:
+                best = v / h[i]
+                alarm = i
+        self.n_acc += run + failures + successes
+        self.f_acc += failures
+        self.run = 0
+        if alarm >= 0:
+            self._alarm(alarm)
+        if self.n_acc >= self.cfg.block_attempts:
+            self._fold(t)
+        return alarm
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _settle(self, t: float) -> None:
+        """Apply the pending successes to every statistic."""
+        run = self.run
+        if not run:
+            return
+        for i in range(self.k):
+            v = self.s[i] - run * self.b[i]
+            if v <= 0.0:
+                v = 0.0
+                self.zero_t[i] = t
+            self.s[i] = v
+        self.n_acc += run
+        self.run = 0
+
+    def _alarm(self, i: int) -> None:
+        self.alarm_p1 = self.p1[i]
+        self.alarm_s = self.s[i] / self.h[i]
+        self.alarm_start = self.zero_t[i]
+        self.hold = _HOLD_BLOCKS + 1
+        self.clear()
+
+    def clear(self) -> None:
+        """Restart the statistics from 0; keep the baseline."""
+        self.s = [0.0] * self.k
+        self.run = 0
+
+    def suspicious(self) -> bool:
+        return any(v >= self.cfg.freeze_ratio * h for v, h in zip(self.s, self.h, strict=True))
+
+    def _fold(self, t: float) -> None:
+        """Close a block: learn the baseline (unless suspicious) and the traffic rate."""
+        cfg = self.cfg
+        n, f = self.n_acc, self.f_acc
+        if self.suspicious():
+            self.hold = max(self.hold, 1)
+        if self.hold > 0:
+            self.hold -= 1  # alarming or just alarmed: this block may be the incident
+        else:
+            decay = max(0.0, 1.0 - n / cfg.horizon_attempts)
+            self.n_learned = self.n_learned * decay + n
+            self.f_learned = self.f_learned * decay + f
+        self.n_total += n
+        if cfg.traffic_rate is None and self.t_fold is not None and t > self.t_fold:
+            inst = n / (t - self.t_fold)
+            if self.rate is None:
+                self.rate = inst
+            else:
+                w = 1.0 - math.exp(-(t - self.t_fold) / cfg.rate_horizon_s)
+                self.rate += w * (inst - self.rate)
+        self.t_fold = t
+        self.n_acc = self.f_acc = 0
+        prior_n = cfg.prior_attempts
+        weight = self.n_learned + prior_n
+        p0 = (self.f_learned + prior_n * cfg.baseline_prior) / weight
+        # an upper confidence bound: a baseline learned from little data errs high (fewer
+        # false alarms); with a full horizon of data the margin is a few percent
+        p0 += cfg.baseline_ucb_sigmas * math.sqrt(p0 * (1.0 - p0) / weight)
+        self.p0 = min(0.5, max(cfg.baseline_floor, p0))
+        self._calibrate()
+
+    def arl0_attempts(self) -> float:
+        rate = self.rate if self.rate is not None else 100.0
+        return self.cfg.false_alarm_every_h * 3600.0 * rate
+
+    def _calibrate(self) -> None:
+        # Both grids round up (never more false alarms than asked), with hysteresis below:
+        # a baseline wandering around a grid line must not recalibrate every block.
+        arl0 = self.arl0_attempts()
+        if (
+            self._p0_q
+            and self._p0_q * math.exp(-2 * _P0_GRID) <= self.p0 <= self._p0_q
+            and self._arl_q * 2.0 ** (-2.0 / _ARL_GRID) <= arl0 <= self._arl_q
+        ):
+            return
+        p0_q = _quantise_p0(self.p0)
+        arl_q = _quantise_arl(arl0)
+        self._p0_q, self._arl_q = p0_q, arl_q
+        cfg = self.cfg
+        params = bank_params(p0_q, arl_q, cfg.shifts, cfg.min_shift_ratio, cfg.union_factor)
+        old = dict(zip(self.p1, self.s, strict=True))
+        self.p1 = [p[0] for p in params]
+        self.a = [p[1] for p in params]
+        self.b = [p[2] for p in params]
+        self.h = [p[3] for p in params]
+        self.k = len(params)
+        self.s = [old.get(p1, 0.0) for p1 in self.p1]
+        self.zero_t = self.zero_t[: self.k] + [0.0] * (self.k - len(self.zero_t))
+
+    def describe_alarm(self) -> str:
+        return (
+            f"failure rate above its baseline {self.p0:.2%}: the CUSUM tuned to "
+            f"{self.alarm_p1:.1%} reached {self.alarm_s:.2f}x its threshold "
+            f"(false alarms at most one per {self.cfg.false_alarm_every_h:g} h of traffic)"
+        )
+
+
+class FailureRateDetector:
+    """The registered ``failure_rate`` detector: one :class:`CusumBank` per provider."""
+
+    name = "failure_rate"
+
+    def __init__(self, config: FailureRateConfig | None = None) -> None:
+        self.config = config or FailureRateConfig()
+        self.banks: dict[str, CusumBank] = {}
+
+    def bank(self, provider: str) -> CusumBank:
+        bank = self.banks.get(provider)
+        if bank is None:
+            bank = self.banks[provider] = CusumBank(self.config)
+        return bank
+
+    def update(self, sample: Sample) -> Detection | None:
+        bank = self.bank(sample.provider)
+        if bank.observe_counts(sample.attempts, sample.failures, sample.time) < 0:
+            return None
+        return self._detection(sample.provider, bank, sample.time)
+
+    def observe(self, provider: str, failed: bool, t: float) -> Detection | None:
+        """The per-attempt path, for a caller that sees every attempt (in-process)."""
+        bank = self.bank(provider)
+        if bank.observe(failed, t) < 0:
+            return None
+        return self._detection(provider, bank, t)
+
+    def _detection(self, provider: str, bank: CusumBank, t: float) -> Detection:
+        return Detection(
+            provider, self.name, t, bank.alarm_s, bank.describe_alarm(), bank.alarm_start
+        )
+
+    def reset(self, provider: str | None = None) -> None:
+        for name, bank in self.banks.items():
+            if provider is None or name == provider:
+                bank.clear()
+
+
+base.register("failure_rate", FailureRateConfig, FailureRateDetector)

@@ -1,0 +1,105 @@
+"""Latency-shift detector: a CUSUM on the log-ratio of a latency quantile to its baseline.
+
+Each sample contributes ``w * (clip(ln(q / q_base)) - allowance)`` where ``q`` is the
+interval's quantile, ``q_base`` its learned baseline and ``w = min(1, attempts /
+min_attempts)``, so an interval with one attempt weighs little. By default ``q`` is the
+median: a per-interval p95 depends on how many attempts the interval holds (the p95 of one
+attempt is that attempt), so a traffic surge would move it; the median does not. The p95 is
+used when that is all a sample carries (the ``payments`` CSV). The log makes it scale-free
+(a provider at 80 ms and one at 800 ms are treated alike); the allowance ignores shifts
+under ~30 %; the clip bounds what a single interval can add, so one very slow request (one
+outlier in one interval) cannot alarm on its own: it takes several intervals of
+consistently slower answers. The baseline is an EWMA of ``ln q`` learned after a warm-up
+and frozen while the statistic is half-way to alarming.
+Hangs (no answers at all) are the ``hang`` detector's job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from paystab.anomaly import base
+from paystab.anomaly.base import Detection
+from paystab.collector.series import Sample
+
+_QUANTILES = ("auto", "p50", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    quantile: str = "auto"  # p50 when the sample has it, else p95
+    allowance: float = field(default=0.26, metadata={"lo": 0.0})  # ln(1.3)
+    threshold: float = field(default=4.0, metadata={"lo": 0.1})
+    clip: float = field(default=1.5, metadata={"lo": 0.1})
+    min_attempts: float = field(default=5.0, metadata={"lo": 1.0})
+    baseline_alpha: float = field(default=0.01, metadata={"lo": 1e-5, "hi": 1.0})
+    warmup_samples: int = field(default=20, metadata={"lo": 1})
+
+
+class _State:
+    __slots__ = ("base_log", "n", "s", "start")
+
+    def __init__(self) -> None:
+        self.base_log = 0.0
+        self.n = 0.0  # weight of the baseline so far
+        self.s = 0.0
+        self.start: float | None = None
+
+
+class LatencyDetector:
+    """The registered ``latency`` detector."""
+
+    name = "latency"
+
+    def __init__(self, config: LatencyConfig | None = None) -> None:
+        self.config = config or LatencyConfig()
+        if self.config.quantile not in _QUANTILES:
+            from paystab.exceptions import InvalidInput
+
+            raise InvalidInput(
+                f"unknown quantile '{self.config.quantile}'",
+                field="quantile",
+                expected="one of " + ", ".join(_QUANTILES),
+            )
+        self.states: dict[str, _State] = {}
+
+    def update(self, sample: Sample) -> Detection | None:
+        cfg = self.config
+        quantile = ("p50" if sample.p50_ms is not None else "p95") if cfg.quantile == "auto" else cfg.quantile
+        value = getattr(sample, f"{quantile}_ms")
+        if value is None or value <= 0 or sample.attempts <= 0:
+            return None
+        st = self.states.get(sample.provider)
+        if st is None:
+            st = self.states[sample.provider] = _State()
+        w = min(1.0, sample.attempts / cfg.min_attempts)
+        log_q = math.log(value)
+        if st.n < cfg.warmup_samples:
+            st.base_log += (log_q - st.base_log) * w / (st.n + w)  # running weighted mean
+            st.n += w
+            return None
+        z = max(-cfg.clip, min(cfg.clip, log_q - st.base_log))
+        before = st.s
+        st.s = max(0.0, st.s + w * (z - cfg.allowance))
+        if before == 0.0 and st.s > 0.0:
+            st.start = sample.time - sample.interval_s
+        if st.s < 0.5 * cfg.threshold:
+            st.base_log += cfg.baseline_alpha * w * (log_q - st.base_log)
+        if st.s < cfg.threshold:
+            return None
+        score = st.s / cfg.threshold
+        st.s = 0.0
+        reason = (
+            f"{quantile} latency {value:.0f} ms vs a baseline of "
+            f"{math.exp(st.base_log):.0f} ms, consistently over several intervals"
+        )
+        return Detection(sample.provider, self.name, sample.time, score, reason, st.start)
+
+    def reset(self, provider: str | None = None) -> None:
+        for name, st in self.states.items():
+            if provider is None or name == provider:
+                st.s = 0.0
+
+
+base.register("latency", LatencyConfig, LatencyDetector)

@@ -1,0 +1,194 @@
+"""Hypotheses: assertions on the drill report, such as ``availability >= 0.9999``.
+
+A runbook states what must hold after the drill; the verdict is the conjunction. An
+expression is a comparison ``VARIABLE OP VALUE`` (``<``, ``<=``, ``>``, ``>=``, ``==``,
+``!=``) with VALUE a number (``0.9999``, ``99.99%``, ``300``), ``true``/``false`` or
+``null``; several may be joined with ``and``. It is tokenised and parsed here — never
+``eval``-ed — and every variable must be one of :data:`VARIABLES`, checked when the
+runbook loads. :meth:`Hypothesis.evaluate` reads the report (schema v1, as a dict) and
+returns what the report's ``hypotheses`` entry needs: ``expr``, ``observed``, ``ok``.
+A variable the report leaves ``null`` (no ledgers, no incident) fails any numeric
+comparison: an unmeasured invariant does not pass.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Report = Mapping[str, Any]
+
+
+def _traffic(key: str) -> Callable[[Report], Any]:
+    return lambda r: (r.get("traffic") or {}).get(key)
+
+
+def _recon(key: str) -> Callable[[Report], Any]:
+    return lambda r: (r.get("reconciliation") or {}).get(key)
+
+
+def _count(key: str, **match: str) -> Callable[[Report], Any]:
+    def get(report: Report) -> int:
+        items = report.get(key) or []
+        return sum(1 for i in items if all(i.get(k) == v for k, v in match.items()))
+    return get
+
+
+def _worst(key: str) -> Callable[[Report], Any]:
+    """Largest per-incident value; null if any incident never got there."""
+    def get(report: Report) -> Any:
+        values = [i.get(key) for i in report.get("incidents") or []]
+        if not values:
+            return 0.0
+        return None if any(v is None for v in values) else max(values)
+    return get
+
+
+def _failure_rate(report: Report) -> Any:
+    traffic = report.get("traffic") or {}
+    requests = traffic.get("requests")
+    return None if not requests else (traffic.get("failed") or 0) / requests
+
+
+VARIABLES: dict[str, tuple[Callable[[Report], Any], str]] = {
+    "availability": (_traffic("availability"), "(approved + declined) / requests"),
+    "failure_rate": (_failure_rate, "failed / requests"),
+    "requests": (_traffic("requests"), "customer requests made"),
+    "approved": (_traffic("approved"), "approved payments"),
+    "declined": (_traffic("declined"), "customer declines"),
+    "failed": (_traffic("failed"), "payments with no answer (5xx)"),
+    "p50_ms": (_traffic("p50_ms"), "median customer latency"),
+    "p95_ms": (_traffic("p95_ms"), "95th percentile customer latency"),
+    "p99_ms": (_traffic("p99_ms"), "99th percentile customer latency"),
+    "mttr_s": (lambda r: r.get("mttr_s"), "mean time to recovery"),
+    "duration_s": (lambda r: r.get("duration_s"), "drill length"),
+    "double_charges": (_recon("double_charges"), "captured twice for one payment"),
+    "lost_payments": (_recon("lost_payments"), "customer told paid, nothing captured"),
+    "orphans": (_recon("orphans"), "captured, gateway says failed"),
+    "voided_late_successes": (_recon("voided_late_successes"), "late successes voided"),
+    "faults": (_count("faults"), "faults injected"),
+    "detections": (_count("detections"), "anomalies detected"),
+    "failovers": (_count("failovers"), "failover actions"),
+    "drains": (_count("failovers", action="drain"), "providers drained"),
+    "restores": (_count("failovers", action="restore"), "providers restored"),
+    "degrades": (_count("failovers", action="degrade"), "degraded-mode decisions"),
+    "max_ttd_s": (_worst("ttd_s"), "worst time to detect over incidents"),
+    "max_ttm_s": (_worst("ttm_s"), "worst time to mitigate (drain)"),
+    "max_ttr_s": (_worst("ttr_s"), "worst time to recover"),
+}
+# Also accepted: the report's own paths, e.g. traffic.availability.
+ALIASES = {f"traffic.{k}": k for k in ("availability", "requests", "approved", "declined",
+                                       "failed", "p50_ms", "p95_ms", "p99_ms")}
+ALIASES.update({f"reconciliation.{k}": k for k in ("double_charges", "lost_payments",
+                                                   "orphans", "voided_late_successes")})
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, ">": operator.gt,
+}
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>-?\d+(?:\.\d+)?(?:[eE]-?\d+)?%?)|(?P<op><=|>=|==|!=|<|>)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<bad>\S))"
+)
+
+
+class HypothesisError(ValueError):
+    def __init__(self, problem: str, expected: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class Comparison:
+    variable: str
+    op: str
+    value: float | bool | None
+
+    def holds(self, observed: Any) -> bool:
+        if self.value is None or isinstance(self.value, bool):
+            return bool(OPERATORS[self.op](observed, self.value)) if self.op in ("==", "!=") \
+                else False
+        if observed is None or isinstance(observed, bool):
+            return self.op == "!="
+        return bool(OPERATORS[self.op](float(observed), self.value))
+
+
+@dataclass(frozen=True)
+class HypothesisResult:
+    expr: str
+    observed: Any
+    ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"expr": self.expr, "observed": self.observed, "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One parsed assertion; ``line`` is where the runbook states it."""
+
+    expr: str
+    comparisons: tuple[Comparison, ...]
+    line: int | None = None
+
+    @classmethod
+    def parse(cls, text: str, line: int | None = None) -> Hypothesis:
+        """Parse ``text``; raises :class:`HypothesisError` naming what was expected."""
+        tokens = _tokenize(text)
+        comparisons = []
+        index = 0
+        while True:
+            comparisons.append(_comparison(tokens, index, text))
+            index += 3
+            if index == len(tokens):
+                break
+            if tokens[index] != ("name", "and"):
+                raise HypothesisError(f"unexpected {tokens[index][1]!r} in {text!r}",
+                                      "'and' between comparisons")
+            index += 1
+        return cls(expr=" ".join(text.split()), comparisons=tuple(comparisons), line=line)
+
+    def evaluate(self, report: Report) -> HypothesisResult:
+        observed = {c.variable: VARIABLES[c.variable][0](report) for c in self.comparisons}
+        ok = all(c.holds(observed[c.variable]) for c in self.comparisons)
+        shown = observed[self.comparisons[0].variable] if len(observed) == 1 else observed
+        return HypothesisResult(self.expr, shown, ok)
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "bad"
+        if kind == "bad":
+            raise HypothesisError(f"unexpected {match.group(kind)!r} in {text!r}",
+                                  "VARIABLE OP NUMBER, e.g. availability >= 0.9999")
+        tokens.append((kind, match.group(kind)))
+    if not tokens:
+        raise HypothesisError("empty hypothesis", "VARIABLE OP NUMBER")
+    return tokens
+
+
+def _comparison(tokens: list[tuple[str, str]], index: int, text: str) -> Comparison:
+    part = tokens[index:index + 3]
+    shape = "VARIABLE OP VALUE, e.g. availability >= 0.9999"
+    if len(part) < 3 or part[0][0] != "name" or part[1][0] != "op":
+        raise HypothesisError(f"cannot read {text!r}", shape)
+    name = ALIASES.get(part[0][1], part[0][1])
+    if name not in VARIABLES:
+        raise HypothesisError(f"unknown report variable '{part[0][1]}'",
+                              "one of " + ", ".join(sorted(VARIABLES)))
+    kind, raw = part[2]
+    value: float | bool | None
+    if kind == "num":
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    elif kind == "name" and raw in ("true", "false", "null"):
+        value = None if raw == "null" else raw == "true"
+        if part[1][1] not in ("==", "!="):
+            raise HypothesisError(f"'{part[1][1]} {raw}' compares nothing", "== or != with it")
+    else:
+        raise HypothesisError(f"'{raw}' is not a value", "a number, true, false or null")
+    return Comparison(name, part[1][1], value)

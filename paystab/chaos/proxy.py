@@ -1,0 +1,289 @@
+"""Network faults on a Toxiproxy-API server: toxics and "down" on a proxy.
+
+Drives any server that speaks the Toxiproxy v2 HTTP API — paystab's own
+``paystab chaos proxy`` or a real Toxiproxy — with the documented endpoints only:
+``GET /proxies``, ``POST /proxies/{p}`` (``{"enabled": false}`` = down),
+``POST /proxies/{p}/toxics`` and ``DELETE /proxies/{p}/toxics/{t}``. Every toxic is named
+``paystab-<uid>`` so ``clear`` removes exactly the one it added, from any process.
+Target: a proxy name or the ``host:port`` of its upstream, optionally ``@API_URL``
+(default ``$TOXIPROXY_URL`` or ``http://127.0.0.1:8474``). The clients under test must
+already talk to the proxy's listen address; a fault never rewires traffic by itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+from typing import Any, ClassVar
+
+from paystab.chaos import http
+from paystab.chaos.base import Fault, FaultContext, FaultSpec, Resource, register, target_error
+from paystab.chaos.params import Param, choice, duration, integer, ratio
+from paystab.exceptions import EnvironmentProblem, InvalidInput
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+STREAMS = ("downstream", "upstream")
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    what, sep, url = target.partition("@")
+    return what.strip(), (url.strip().rstrip("/") or None) if sep else None
+
+
+def normalize_hostport(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    if host in ("localhost", "0.0.0.0", ""):
+        host = "127.0.0.1"
+    return f"{host}:{int(port)}"
+
+
+def hostport_of_url(url: str) -> str | None:
+    parsed = urllib.parse.urlsplit(url)
+    if not parsed.hostname:
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return normalize_hostport(f"{parsed.hostname}:{port}")
+
+
+class ProxyFault(Fault):
+    """Base: find the proxy on the API server; say what it fronts."""
+
+    common_params: ClassVar[tuple[Param, ...]] = ()
+
+    @classmethod
+    def check_target(cls, target: str) -> str:
+        what, url = split_target(target)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise target_error(target, f"{url!r} is not an http(s) URL", "PROXY@http://HOST:8474")
+        if _HOSTPORT.match(what):
+            return normalize_hostport(what)
+        if _NAME.match(what):
+            return f"proxy:{what}"
+        raise target_error(target, f"cannot read {target!r} as a proxy",
+                           "a proxy name or its upstream HOST:PORT, optionally @API_URL")
+
+    @classmethod
+    def resolve(cls, spec: FaultSpec, ctx: FaultContext) -> dict[str, Any]:
+        what, url = split_target(spec.target)
+        api = url or ctx.proxy_api_url.rstrip("/")
+        reply = http.call("GET", f"{api}/proxies")
+        if reply.status != 200 or not isinstance(reply.body, dict):
+            raise EnvironmentProblem(f"{api}/proxies answered {reply.status}",
+                                     hint="is this a Toxiproxy API (paystab chaos proxy)?")
+        proxies = {str(k): v for k, v in reply.body.items() if isinstance(v, dict)}
+        found = proxies.get(what)
+        if found is None and _HOSTPORT.match(what):
+            wanted = normalize_hostport(what)
+            matches = [p for p in proxies.values()
+                       if _HOSTPORT.match(str(p.get("upstream", "")))
+                       and normalize_hostport(str(p["upstream"])) == wanted]
+            found = matches[0] if len(matches) == 1 else None
+        if found is None:
+            raise InvalidInput(
+                f"no proxy '{what}' on {api}", source="target", field=spec.name,
+                expected="one of " + (", ".join(sorted(proxies)) or "(none: create one first)"),
+            )
+        upstream = str(found.get("upstream", ""))
+        aliases = [f"proxy:{found['name']}"]
+        if _HOSTPORT.match(upstream):
+            aliases.append(normalize_hostport(upstream))
+            aliases += [f"provider:{name}" for name, address in ctx.providers.items()
+                        if address.url and hostport_of_url(address.url) == aliases[-1]]
+        return {"api": api, "proxy": str(found["name"]), "upstream": upstream,
+                "listen": found.get("listen"), "enabled": bool(found.get("enabled", True)),
+                "aliases": aliases}
+
+    def touches(self) -> Resource:
+        identity = self.check_target(self.spec.target)
+        aliases = [str(a) for a in self.where.get("aliases", []) if a != identity]
+        return Resource((identity, *aliases))
+
+    def _proxy_url(self) -> str:
+        return f"{self.where['api']}/proxies/{urllib.parse.quote(str(self.where['proxy']))}"
+
+
+class ToxicFault(ProxyFault):
+    """A Toxiproxy toxic named ``paystab-<uid>`` on one stream of one proxy."""
+
+    toxic_type: ClassVar[str]
+    stream_params: ClassVar[tuple[Param, ...]] = (
+        choice("stream", "direction: downstream (to the client) or upstream", STREAMS,
+               default="downstream"),
+        ratio("toxicity", "share of connections the toxic applies to", default=1.0),
+    )
+
+    @classmethod
+    def prepare(cls, spec: FaultSpec, ctx: FaultContext) -> ToxicFault:
+        fault = super().prepare(spec, ctx)
+        fault.where["toxic"] = f"paystab-{fault.uid}"
+        return fault
+
+    def attributes(self) -> dict[str, Any]:
+        return {}
+
+    def inject(self) -> None:
+        body = {"name": self.where["toxic"], "type": self.toxic_type,
+                "stream": self.spec.params.get("stream", "downstream"),
+                "toxicity": self.spec.params.get("toxicity", 1.0),
+                "attributes": self.attributes()}
+        reply = http.call("POST", f"{self._proxy_url()}/toxics", body)
+        if reply.status == 409:
+            return  # already there: inject ran before (idempotent)
+        if reply.status == 400:
+            raise InvalidInput(f"the proxy refused the toxic: {http.error_text(reply)}",
+                               source="params", field=self.spec.name)
+        if reply.status not in (200, 201):
+            raise EnvironmentProblem(
+                f"{self._proxy_url()}/toxics answered {reply.status}: {http.error_text(reply)}")
+
+    def clear(self) -> None:
+        toxic = urllib.parse.quote(str(self.where["toxic"]))
+        for attempt in range(3):  # a 5xx while links close is worth another try
+            try:
+                reply = http.call("DELETE", f"{self._proxy_url()}/toxics/{toxic}")
+            except http.Unreachable as exc:
+                if exc.refused:
+                    return  # the proxy server is gone, and its in-memory toxics with it
+                raise
+            if reply.status < 500:
+                break
+            time.sleep(0.05 * (attempt + 1))
+        if reply.status not in (200, 204, 404):
+            raise EnvironmentProblem(f"clearing {self.uid}: the proxy answered {reply.status}: "
+                                     f"{http.error_text(reply)}")
+
+
+def _ms(seconds: Any) -> int:
+    return round(float(seconds) * 1000.0)
+
+
+@register
+class ProxyLatency(ToxicFault):
+    kind = "proxy.latency"
+    toxic_type = "latency"
+    summary = "delay data through the proxy (latency + jitter)"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        duration("latency", "delay added to the data", hi=3600.0),
+        duration("jitter", "random +/- around the delay", default=0.0, hi=3600.0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"latency": _ms(self.spec.params["latency"]),
+                "jitter": _ms(self.spec.params["jitter"])}
+
+
+@register
+class ProxyBandwidth(ToxicFault):
+    kind = "proxy.bandwidth"
+    toxic_type = "bandwidth"
+    summary = "limit throughput to a rate in KB/s"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        integer("rate", "kilobytes per second", lo=0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"rate": int(self.spec.params["rate"])}
+
+
+@register
+class ProxySlowClose(ToxicFault):
+    kind = "proxy.slow_close"
+    toxic_type = "slow_close"
+    summary = "delay the close of connections"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        duration("delay", "how long a close is held back", hi=3600.0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"delay": _ms(self.spec.params["delay"])}
+
+
+@register
+class ProxyTimeout(ToxicFault):
+    kind = "proxy.timeout"
+    toxic_type = "timeout"
+    summary = "stop all data; close after a timeout (0s = never close)"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        duration("timeout", "close the connection after this long; 0s = never", hi=3600.0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": _ms(self.spec.params["timeout"])}
+
+
+@register
+class ProxyResetPeer(ToxicFault):
+    kind = "proxy.reset_peer"
+    toxic_type = "reset_peer"
+    summary = "reset connections (TCP RST) after a timeout"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        duration("timeout", "reset after this long; 0s = at once", default=0.0, hi=3600.0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": _ms(self.spec.params["timeout"])}
+
+
+@register
+class ProxySlicer(ToxicFault):
+    kind = "proxy.slicer"
+    toxic_type = "slicer"
+    summary = "cut data into small packets with a delay between them"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        integer("average_size", "mean packet size in bytes", lo=1),
+        integer("size_variation", "+/- bytes around the mean", default=0, lo=0),
+        duration("delay", "pause between packets", default=0.0, hi=60.0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"average_size": int(self.spec.params["average_size"]),
+                "size_variation": int(self.spec.params["size_variation"]),
+                "delay": round(float(self.spec.params["delay"]) * 1e6)}  # microseconds
+
+
+@register
+class ProxyLimitData(ToxicFault):
+    kind = "proxy.limit_data"
+    toxic_type = "limit_data"
+    summary = "close each connection after this many bytes"
+    params_spec: ClassVar[tuple[Param, ...]] = (
+        integer("bytes", "bytes let through before the close", lo=0),
+        *ToxicFault.stream_params,
+    )
+
+    def attributes(self) -> dict[str, Any]:
+        return {"bytes": int(self.spec.params["bytes"])}
+
+
+@register
+class ProxyDown(ProxyFault):
+    kind = "proxy.down"
+    summary = "disable the proxy: close its listener and every live connection"
+
+    def inject(self) -> None:
+        reply = http.call("POST", self._proxy_url(), {"enabled": False})
+        if reply.status not in (200, 201):
+            raise EnvironmentProblem(
+                f"{self._proxy_url()} answered {reply.status}: {http.error_text(reply)}")
+
+    def clear(self) -> None:
+        if not self.where.get("enabled", True):
+            return  # it was down before we came: leave it as we found it
+        try:
+            reply = http.call("POST", self._proxy_url(), {"enabled": True})
+        except http.Unreachable as exc:
+            if exc.refused:
+                return
+            raise
+        if reply.status not in (200, 201, 404):
+            raise EnvironmentProblem(f"clearing {self.uid}: the proxy answered {reply.status}: "
+                                     f"{http.error_text(reply)}")

@@ -1,0 +1,254 @@
+"""``paystab load`` (run a load profile) and ``paystab load capacity`` (find the limit).
+
+Parse, validate, call, render. Everything a user can get wrong is checked before any
+network traffic (exit 2, listing what is allowed); an unreachable target is exit 4 before
+any load is counted; breached thresholds exit 1 naming the threshold and the window;
+an interrupted run exits 3 after writing what it has. Locust (which gevent-patches the
+process on import) is imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from paystab.exceptions import Aborted, InvalidInput, VerdictFailed
+from paystab.units import parse_duration_s, parse_rate
+
+
+def _rate(value: str | None, source: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        rate = parse_rate(value)
+    except ValueError:
+        raise InvalidInput(f"cannot read {value!r}", source=source,
+                           expected="payments per second, e.g. 200 or 200/s") from None
+    if not rate > 0 or math.isinf(rate):
+        raise InvalidInput(f"{value!r} is not a positive rate", source=source,
+                           expected="a rate > 0, e.g. 200")
+    return rate
+
+
+def _seconds(value: str | None, source: str, allow_zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parse_duration_s(value)
+        except ValueError:
+            raise InvalidInput(f"cannot read {value!r}", source=source,
+                               expected="seconds, e.g. 30, 30s, 2m") from None
+    if not (seconds > 0 or (allow_zero and seconds == 0)) or math.isinf(seconds):
+        raise InvalidInput(f"{value!r} is not a positive duration", source=source,
+                           expected="a duration > 0, e.g. 30 or 30s")
+    return seconds
+
+
+@contextmanager
+def _graceful_stop() -> Iterator[threading.Event]:
+    """Ctrl-C or SIGTERM stops the arrivals; the run drains, writes its outputs, exits 3.
+
+    Only called after Locust is imported (gevent-patched), so the event is cooperative and
+    gevent's signal handler runs in the hub rather than interrupting a greenlet mid-send.
+    """
+    import gevent
+
+    stop = threading.Event()
+    handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield stop
+    finally:
+        for handler in handlers:
+            handler.cancel()
+
+
+def _target_options(fn: Any) -> Any:
+    fn = click.option("--ready-file", type=click.Path(dir_okay=False),
+                      help="ready file of `paystab up`: use its gateway")(fn)
+    return click.option("--target", metavar="URL", help="gateway base URL")(fn)
+
+
+def _common_options(fn: Any) -> Any:
+    for decorator in reversed([
+        click.option("--users", type=int, help="pool of checkout users (default: 2 s of peak "
+                                              "arrivals)"),
+        click.option("--processes", type=int, default=1, show_default=True,
+                     help="load processes: 1 = in-process, N = a master + N local workers"),
+        click.option("--threshold", "thresholds", multiple=True, metavar="EXPR",
+                     help="k6-style, repeatable: 'failure_rate<0.005', 'p(99)<500'"),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="payment mix seed (same seed → same payments)"),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False),
+                     help="write the result as JSON"),
+        click.option("--expected-peak", metavar="N", help="expected peak payments/s"),
+        click.option("--no-live", is_flag=True, help="no live view"),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+def _console() -> Console:
+    return Console(width=140) if not Console().is_terminal else Console()
+
+
+@click.group("load", invoke_without_command=True)
+@_target_options
+@click.option("--profile", default="steady", show_default=True,
+              help="load shape (see --list-profiles)")
+@click.option("--rps", metavar="N", help="arrival rate, payments/s (default 50)")
+@click.option("--duration", metavar="S", help="seconds, or 30s/2m (default: the profile's)")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="shape parameter, repeatable (see --list-profiles)")
+@click.option("--mix", "mix_path", type=click.Path(dir_okay=False),
+              help="payment mix YAML (methods, markets, decline share)")
+@click.option("--window", default="30", show_default=True, metavar="S",
+              help="threshold window, seconds")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+              help="write one CSV line per checkout")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="write Locust's HTML report")
+@click.option("--list-profiles", is_flag=True, help="list the load profiles and exit")
+@_common_options
+@click.pass_context
+def load(ctx: click.Context, target: str | None, ready_file: str | None, profile: str,
+         rps: str | None, duration: str | None, params: tuple[str, ...], mix_path: str | None,
+         window: str, csv_path: str | None, html_path: str | None, list_profiles: bool,
+         users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
+         json_path: str | None, expected_peak: str | None, no_live: bool) -> None:
+    """Run checkout load against a payment gateway at an open-model arrival rate.
+
+    Thresholds are checked over the whole run and per window: exit 1 names the breach.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from paystab.loadtest.profiles import catalogue, parse_params
+    from paystab.loadtest.render import profiles_table
+
+    console = _console()
+    if list_profiles:
+        console.print(profiles_table(catalogue()))
+        return
+    from paystab.loadtest.mix import PaymentMix
+    from paystab.loadtest.plan import build_plan
+    from paystab.loadtest.target import check_reachable, resolve_target
+    from paystab.loadtest.thresholds import parse_thresholds
+
+    plan = build_plan(profile, _rate(rps, "--rps") or 50.0, _seconds(duration, "--duration"),
+                      users=users, seed=seed, params=parse_params(list(params)),
+                      mix=PaymentMix.load(mix_path) if mix_path else None)
+    parse_thresholds(list(thresholds))
+    window_s = _seconds(window, "--window") or 30.0
+    peak = _rate(expected_peak, "--expected-peak")
+    _check_processes(processes, plan.users)
+    url = resolve_target(target, ready_file)
+    check_reachable(url)
+
+    from paystab.loadtest.records import write_csv
+    from paystab.loadtest.render import result_view
+    from paystab.loadtest.runner import run_load  # imports Locust (gevent-patches)
+
+    with _graceful_stop() as stop:
+        result = run_load(url, plan=plan, processes=processes, thresholds=list(thresholds),
+                          window_s=window_s, live=not no_live, html_path=html_path,
+                          preflight=False, expected_peak=peak, stop_event=stop)
+    if json_path:
+        result.write_json(json_path)
+    if csv_path:
+        write_csv(result.records, csv_path)
+    console.print(result_view(result))
+    if result.interrupted:
+        raise Aborted("the load run was interrupted before it finished")
+    if not result.passed:
+        raise VerdictFailed(result.breach_message())
+
+
+def _check_processes(processes: int, users: int | None) -> None:
+    if not 1 <= processes <= 64:
+        raise InvalidInput(f"{processes} processes", source="--processes",
+                           expected="an integer from 1 to 64")
+    if users is not None and users < processes:
+        raise InvalidInput(f"{users} users cannot be shared by {processes} processes",
+                           source="--users", expected=f"at least {processes} users")
+
+
+@load.command("capacity")
+@_target_options
+@click.option("--start-rps", default="50", show_default=True, metavar="N",
+              help="first step's rate")
+@click.option("--max-rps", default="2000", show_default=True, metavar="N",
+              help="never go above this rate")
+@click.option("--step", default="5", show_default=True, metavar="S", help="measured seconds per step")
+@click.option("--settle", default="2", show_default=True, metavar="S",
+              help="unmeasured seconds after each rate change")
+@click.option("--max-time", default="120", show_default=True, metavar="S",
+              help="bound on the whole search")
+@click.option("--tolerance", default=0.05, show_default=True, type=float,
+              help="stop bisecting when the bracket is this narrow (share of the rate)")
+@_common_options
+def capacity(target: str | None, ready_file: str | None, start_rps: str, max_rps: str,
+             step: str, settle: str, max_time: str, tolerance: float, users: int | None,
+             processes: int, thresholds: tuple[str, ...], seed: int, json_path: str | None,
+             expected_peak: str | None, no_live: bool) -> None:
+    """Find the highest arrival rate at which the thresholds hold (ramp, then bisect).
+
+    Default thresholds: failure_rate<0.005, p(99)<500, dropped_rate<0.01. With
+    --expected-peak, exit 1 when the capacity is below the peak.
+    """
+    from paystab.loadtest.capacity_result import DEFAULT_THRESHOLDS, validate_search
+    from paystab.loadtest.render import capacity_view
+    from paystab.loadtest.target import check_reachable, resolve_target
+    from paystab.loadtest.thresholds import parse_thresholds
+
+    chosen = list(thresholds) or list(DEFAULT_THRESHOLDS)
+    parse_thresholds(chosen)
+    numbers = {
+        "start_rps": _rate(start_rps, "--start-rps"), "max_rps": _rate(max_rps, "--max-rps"),
+        "step_s": _seconds(step, "--step"), "settle_s": _seconds(settle, "--settle", True),
+        "max_time_s": _seconds(max_time, "--max-time"),
+    }
+    defaults = {"start_rps": 50.0, "max_rps": 2000.0, "step_s": 5.0, "settle_s": 2.0,
+                "max_time_s": 120.0}
+    checked = {k: (defaults[k] if v is None else v) for k, v in numbers.items()}
+    validate_search(tolerance=tolerance, growth=1.5, **checked)
+    peak = _rate(expected_peak, "--expected-peak")
+    _check_processes(processes, users)
+    if users is not None and users < 1:
+        raise InvalidInput(f"users must be >= 1, got {users}", source="--users",
+                           expected="a positive integer")
+    url = resolve_target(target, ready_file)
+    check_reachable(url)
+
+    from paystab.loadtest.capacity import find_capacity  # imports Locust
+
+    with _graceful_stop() as stop:
+        result = find_capacity(
+            url, thresholds=chosen, tolerance=tolerance, expected_peak=peak, seed=seed,
+            users=users, processes=processes, live=not no_live, preflight=False,
+            stop_event=stop, start_rps=checked["start_rps"], max_rps=checked["max_rps"],
+            step_s=checked["step_s"], settle_s=checked["settle_s"],
+            max_time_s=checked["max_time_s"])
+    if json_path:
+        Path(json_path).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    _console().print(capacity_view(result))
+    if result.interrupted:
+        raise Aborted("the capacity search was interrupted")
+    if not result.passed:
+        raise VerdictFailed(
+            f"capacity {result.capacity_rps:.0f}/s is below the expected peak "
+            f"{result.expected_peak:g}/s (headroom ×{result.headroom:.2f})")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(load)

@@ -1,0 +1,125 @@
+"""``paystab chaos proxy``: run the Toxiproxy-compatible fault proxy in the foreground.
+
+The ``chaos`` group (``chaos_cmds``) adds :data:`proxy_command` under the name ``proxy``.
+The command serves until Ctrl-C or SIGTERM, then closes every proxy and exits 0. A
+``--config`` file is Toxiproxy's ``-config`` JSON (a list of ``{name, listen, upstream,
+enabled}``), checked with file:line messages before anything listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from paystab.exceptions import EnvironmentProblem, InvalidInput
+
+if TYPE_CHECKING:
+    from paystab.chaos.proxy_server import ProxyServer
+
+_CONFIG_FIELDS = {"name", "listen", "upstream", "enabled"}
+
+
+def load_proxy_config(path: Path, allow_public: bool) -> list[dict[str, Any]]:
+    """Read a Toxiproxy populate/config JSON file into the list ``POST /populate`` takes."""
+    from paystab.chaos.proxy_server.addresses import (
+        AddressError,
+        is_loopback_host,
+        split_host_port,
+    )
+    from paystab.yamlsrc import load_yaml
+
+    root = load_yaml(path)  # JSON is YAML: this gives every value its line
+    proxies: list[dict[str, Any]] = []
+    for node in root.elements():
+        node.only_keys(_CONFIG_FIELDS)
+        name_node = node.field("name")
+        name = name_node.as_str()
+        if any(p["name"] == name for p in proxies):
+            raise name_node.error(f"duplicate proxy name {name!r}", expected="unique names")
+        entry: dict[str, Any] = {"name": name, "upstream": node.field("upstream").as_str()}
+        for key in ("listen", "upstream"):
+            field = node.get(key)
+            if field is None:
+                continue
+            try:
+                host, _ = split_host_port(field.as_str())
+            except AddressError as exc:
+                raise field.error(str(exc), expected="HOST:PORT") from None
+            if key == "listen":
+                if not allow_public and not is_loopback_host(host):
+                    raise field.error(
+                        f"{field.value!r} is not a loopback address",
+                        expected="127.0.0.1:PORT (or start with --token)",
+                    )
+                entry["listen"] = field.value
+        enabled = node.get("enabled")
+        if enabled is not None:
+            entry["enabled"] = enabled.as_bool()
+        proxies.append(entry)
+    return proxies
+
+
+async def _serve(server: ProxyServer, proxies: list[dict[str, Any]], source: str) -> None:
+    from paystab.chaos.proxy_server import ApiError
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        url = await server.start()
+        try:
+            created = await server.populate(proxies) if proxies else []
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise EnvironmentProblem(
+                    f"{source}: {exc.message}", hint="pick free ports in the config file"
+                ) from None
+            raise InvalidInput(exc.message, source=source) from None
+        click.echo(f"paystab chaos proxy: control API on {url} (Toxiproxy v2 API)", err=True)
+        for proxy in created:
+            state = "" if proxy["enabled"] else " (disabled)"
+            click.echo(f"  {proxy['name']}: {proxy['listen']} -> {proxy['upstream']}{state}",
+                       err=True)
+        await server.serve_until(stop)
+    finally:
+        await server.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    click.echo("paystab chaos proxy: stopped", err=True)
+
+
+@click.command("proxy", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--listen", default="127.0.0.1:8474", show_default=True, metavar="HOST:PORT",
+              help="Address of the control API (8474 is Toxiproxy's port).")
+@click.option("--seed", type=int, default=None,
+              help="Make every random choice (toxicity, jitter, slice sizes) reproducible.")
+@click.option("--token", default=None, envvar="PAYSTAB_PROXY_TOKEN",
+              help="Require 'Authorization: Bearer TOKEN' on the API; needed to listen "
+                   "on a non-loopback address. Also read from $PAYSTAB_PROXY_TOKEN.")
+@click.option("--config", "config_path", default=None, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Toxiproxy config JSON: proxies to create at start.")
+def proxy_command(listen: str, seed: int | None, token: str | None,
+                  config_path: Path | None) -> None:
+    """Run a TCP fault proxy with a Toxiproxy-compatible HTTP API until Ctrl-C/SIGTERM."""
+    from paystab.chaos.proxy_server import ProxyServer
+    from paystab.chaos.proxy_server.addresses import AddressError, split_host_port
+
+    try:
+        host, port = split_host_port(listen)
+    except AddressError as exc:
+        raise InvalidInput(
+            str(exc), source="--listen", expected="HOST:PORT, e.g. 127.0.0.1:8474"
+        ) from None
+    proxies = load_proxy_config(config_path, bool(token)) if config_path else []
+    # Connection failures inside the proxy are logged, not raised: show them on stderr.
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = ProxyServer(host or "0.0.0.0", port, seed=seed, token=token)
+    asyncio.run(_serve(server, proxies, str(config_path) if config_path else "--config"))

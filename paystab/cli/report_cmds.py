@@ -1,0 +1,63 @@
+"""``paystab report REPORT.json [--html F] [--junit F] [--json F]``: re-render a saved drill.
+
+Reads a ``report.json`` written by ``paystab drill``, checks it against schema v1 and
+writes the requested formats (see :mod:`paystab.report`); the terminal summary goes to
+stdout unless ``--quiet``. A file that is not JSON or not a v1 report is invalid input
+(exit 2) naming the file, line or field; an output that cannot be written is an
+environment problem (exit 4). ``--check`` makes the exit code follow the report's verdict
+(1 fail, 3 aborted), for CI steps that only re-read a report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from paystab.exceptions import Aborted, EnvironmentProblem, VerdictFailed
+
+
+@click.command("report")
+@click.argument("report_file", metavar="REPORT.json", type=click.Path(dir_okay=False))
+@click.option("--html", "html_file", type=click.Path(dir_okay=False),
+              help="Write the self-contained HTML report here.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
+              help="Write JUnit XML (one testcase per hypothesis and invariant) here.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False),
+              help="Write the report JSON (normalised, schema v1) here.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the terminal summary.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 if the verdict is fail, 3 if aborted (default: 0 once rendered).")
+def report_command(report_file: str, html_file: str | None, junit_file: str | None,
+                   json_file: str | None, quiet: bool, check: bool) -> None:
+    """Re-render a saved drill report: terminal summary, HTML, JUnit XML, JSON."""
+    from rich.console import Console
+
+    from paystab.report.base import write_report
+    from paystab.report.schema import load_report
+    from paystab.report.terminal import summary
+
+    report = load_report(report_file)
+    for name, target in (("html", html_file), ("junit", junit_file), ("json", json_file)):
+        if target is None:
+            continue
+        try:
+            written = write_report(report, target, name)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {target}: {exc.strerror or exc}",
+                                     hint="choose a writable path") from None
+        if not quiet:
+            click.echo(f"wrote {Path(written)}", err=True)
+    if not quiet:
+        Console().print(summary(report))
+    if check and report.verdict == "fail":
+        failed = [h.expr for h in report.hypotheses if not h.ok]
+        raise VerdictFailed(f"{report_file}: verdict fail"
+                            + (f" ({'; '.join(failed)})" if failed else ""))
+    if check and report.verdict == "aborted":
+        raise Aborted(f"{report_file}: drill aborted"
+                      + (f": {report.abort_reason}" if report.abort_reason else ""))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(report_command)

@@ -1,0 +1,196 @@
+"""Open-model pacing: arrivals at a target rate, handed to idle users or counted as dropped.
+
+Locust's users are a closed model: a user sends its next request only after the last one
+answered, so a slow target quietly receives fewer requests and the slowness hides behind a
+lower rate (coordinated omission). Here a scheduler greenlet issues arrivals on a fixed
+clock — arrival *n* is due when ∫rate dt reaches *n* — whatever the responses do, like k6's
+arrival-rate executors. Each arrival goes to the most recently idle user (LIFO keeps a few
+connections hot); when none is idle the arrival is **dropped and counted**, never queued and
+never silently skipped. Late wake-ups of the scheduler still issue every due arrival (with
+its lateness recorded as lag), so CPU starvation of the generator is visible too.
+
+The pacer needs gevent but not Locust. Several processes share a rate by each running a
+pacer at ``share`` of it with a phase offset, so their arrivals interleave evenly.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+
+import gevent
+from gevent.event import Event
+
+from paystab.loadtest.records import DROP_TICK_S
+
+MIN_SLEEP_S = 0.001  # below this the scheduler batches arrivals instead of sleeping
+MAX_SLEEP_S = 0.05  # re-read the rate (and the stop flag) at least this often
+
+
+def process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class UserSlot:
+    """Where an idle user waits for its next arrival."""
+
+    __slots__ = ("event", "issued_at", "scheduled_at", "seq")
+
+    def __init__(self) -> None:
+        self.event = Event()
+        self.seq = -1
+        self.scheduled_at = 0.0
+        self.issued_at = 0.0
+
+
+class ArrivalPacer:
+    """Issues ``∫ share·rate_fn`` arrivals over ``duration_s`` from ``start_at`` (epoch s).
+
+    Users may wait on the pacer before it starts; ``start_at`` can be set until ``start()``.
+    """
+
+    def __init__(
+        self, rate_fn: Callable[[float], float], duration_s: float, *, start_at: float = 0.0,
+        share: float = 1.0, phase: float = 0.0,
+    ) -> None:
+        self.rate_fn = rate_fn
+        self.duration_s = duration_s
+        self.start_at = start_at  # epoch s; all processes of a run agree on it
+        self.share = share
+        self._offset = 1.0 - (phase % 1.0)  # arrival 0 at t=0 for phase 0
+        self.idle: list[UserSlot] = []
+        self.issued = 0
+        self.dropped_total = 0
+        self.dropped_by_tick: dict[int, int] = {}
+        self.inflight: dict[int, float] = {}  # seq → when it was issued (epoch s)
+        self.max_lag_ms = 0.0
+        self.started_epoch: float | None = None
+        self.finished_epoch: float | None = None
+        self.cpu_start_s = 0.0
+        self.cpu_end_s: float | None = None
+        self.arrivals_done = Event()
+        self._stop = False
+        self._greenlet: gevent.Greenlet | None = None
+
+    # -- scheduler -------------------------------------------------------------------
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        """Stop issuing arrivals now (the run was interrupted)."""
+        self._stop = True
+        if self._greenlet is not None and self._greenlet is not gevent.getcurrent():
+            self._greenlet.join(timeout=1.0)
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self.arrivals_done.is_set():
+            self.finished_epoch = time.time()
+            self.arrivals_done.set()
+        self._note_drained()
+
+    def _note_drained(self) -> None:
+        # CPU is counted until the last checkout ends, so per-core figures include the drain
+        if self.cpu_end_s is None and self.drained:
+            self.cpu_end_s = process_cpu_s()
+
+    def _run(self) -> None:
+        delay = self.start_at - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        self.started_epoch = epoch0 = time.time()
+        self.cpu_start_s = process_cpu_s()
+        mono0 = time.monotonic()
+        cum = self._offset
+        prev_t = 0.0
+        prev_rate = self._rate(0.0)
+        try:
+            while not self._stop:
+                t = min(time.monotonic() - mono0, self.duration_s)
+                rate = self._rate(t)
+                new_cum = cum + (prev_rate + rate) / 2.0 * (t - prev_t)
+                # an arrival due exactly at the end (give or take rounding) is not this run's
+                due = int(new_cum - (1e-3 if t >= self.duration_s else 0.0)) - self.issued
+                if due > 0:
+                    self._issue(due, epoch0, prev_t, t, cum, new_cum)
+                cum, prev_t, prev_rate = new_cum, t, rate
+                if t >= self.duration_s:
+                    break
+                need = self.issued + 1 - cum
+                wait = need / rate if rate > 0 else MAX_SLEEP_S
+                gevent.sleep(min(max(wait, MIN_SLEEP_S), MAX_SLEEP_S))
+        finally:
+            self._finish()
+
+    def _rate(self, t: float) -> float:
+        return max(self.rate_fn(t), 0.0) * self.share
+
+    def _issue(self, due: int, epoch0: float, t0: float, t1: float, c0: float, c1: float) -> None:
+        now = time.time()
+        idle = self.idle
+        for k in range(due):
+            if not idle:
+                rest = due - k
+                self.dropped_total += rest
+                tick = int(now / DROP_TICK_S)
+                self.dropped_by_tick[tick] = self.dropped_by_tick.get(tick, 0) + rest
+                break
+            seq = self.issued + k
+            # arrival seq is due when the cumulative count reaches seq + 1
+            frac = (seq + 1 - c0) / (c1 - c0) if c1 > c0 else 1.0
+            slot = idle.pop()
+            slot.seq = seq
+            slot.scheduled_at = epoch0 + t0 + min(max(frac, 0.0), 1.0) * (t1 - t0)
+            slot.issued_at = now
+            self.inflight[seq] = now
+            slot.event.set()
+        self.issued += due
+
+    # -- the users' side -------------------------------------------------------------
+    def wait_for_arrival(self, slot: UserSlot) -> None:
+        """Block until an arrival is handed to ``slot`` (its ``seq`` >= 0)."""
+        slot.seq = -1
+        slot.event.clear()
+        self.idle.append(slot)
+        try:
+            slot.event.wait()
+        except BaseException:
+            # Killed while idle (the run stops): leave the pool; an arrival handed over in
+            # the same instant was never started, so it counts as dropped, not lost.
+            if slot in self.idle:
+                self.idle.remove(slot)
+            if slot.seq >= 0:
+                self.abandon(slot.seq)
+            raise
+
+    def done(self, seq: int, lag_ms: float) -> None:
+        """The checkout of arrival ``seq`` is recorded."""
+        self.inflight.pop(seq, None)
+        if lag_ms > self.max_lag_ms:
+            self.max_lag_ms = lag_ms
+        if not self.inflight:
+            self._note_drained()
+
+    def abandon(self, seq: int) -> None:
+        """An arrival handed out but never started: count it as dropped."""
+        if self.inflight.pop(seq, None) is not None:
+            self.dropped_total += 1
+            tick = int(time.time() / DROP_TICK_S)
+            self.dropped_by_tick[tick] = self.dropped_by_tick.get(tick, 0) + 1
+
+    def watermark(self) -> float:
+        """Every checkout that started before this epoch time is done (or dropped)."""
+        if self.inflight:
+            return min(self.inflight.values())
+        return time.time()
+
+    @property
+    def drained(self) -> bool:
+        return self.arrivals_done.is_set() and not self.inflight
+
+    @property
+    def cpu_s(self) -> float:
+        end = self.cpu_end_s if self.cpu_end_s is not None else process_cpu_s()
+        return max(end - self.cpu_start_s, 0.0) if self.started_epoch is not None else 0.0

@@ -1,0 +1,89 @@
+"""How numbers look in every human-facing renderer: one place, so they all agree.
+
+Formatting only — no arithmetic beyond scaling a ratio to a percentage. A missing value
+(``None``) is shown as an em dash everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paystab.report.model import Report
+
+MISSING = "—"
+
+
+def pct(ratio: float | None, digits: int = 3) -> str:
+    """0.99987 → ``99.987 %``; ratios near 1 keep enough digits to compare with 99.99 %."""
+    if ratio is None:
+        return MISSING
+    return f"{ratio * 100:.{digits}f} %"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+def secs(value: float | None, digits: int = 1) -> str:
+    return MISSING if value is None else f"{value:.{digits}f} s"
+
+
+def budget(used: float | None) -> str:
+    """Error budget used: a percentage up to 10× the budget, then a multiple."""
+    if used is None:
+        return MISSING
+    return f"{used * 100:.1f} %" if used < 10 else f"{used:,.0f}× the budget"
+
+
+def count(value: int | None) -> str:
+    return MISSING if value is None else f"{value:,}"
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    return MISSING if value is None else f"{value:,.{digits}f}"
+
+
+def observed(value: Any) -> str:
+    """A hypothesis' observed value: numbers compactly, dicts as ``k=v`` pairs."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={observed(v)}" for k, v in value.items())
+    return str(value)
+
+
+def expected(expr: str, stated: str = "") -> str:
+    """What a hypothesis expected: its own ``expected`` text, else the expression."""
+    return stated or expr
+
+
+VERDICT_TEXT = {
+    "pass": "PASS — SLOs and payment invariants held",
+    "fail": "FAIL — at least one hypothesis did not hold",
+    "aborted": "ABORTED — the drill stopped early",
+}
+
+
+def verdict_line(report: Report) -> str:
+    text = VERDICT_TEXT.get(report.verdict, report.verdict.upper())
+    if report.verdict == "aborted" and report.abort_reason:
+        text += f": {report.abort_reason}"
+    return text
+
+
+def recon_ok(value: int | None) -> bool | None:
+    """A reconciliation count holds when it is 0; None when it was not measured."""
+    return None if value is None else value == 0
+
+
+INVARIANTS = (
+    ("double_charges", "no payment captured twice"),
+    ("lost_payments", "no customer told 'paid' without a capture"),
+    ("orphans", "no capture the gateway reports as failed"),
+)

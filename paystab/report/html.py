@@ -1,0 +1,260 @@
+"""The HTML renderer: one self-contained file a team can attach to a DR-drill ticket.
+
+Everything is inline — CSS in a ``<style>`` element, charts as SVG (see
+:mod:`paystab.report.html_charts`), no script, no web font, no external URL — so the file
+opens offline and archives well. Order: verdict and headline numbers, hypotheses, the
+charts (customer success and latency, provider traffic, failures and state, error-budget
+burn), incidents and the event log, reconciliation, SLO and provider SLA tables, faults,
+load and notes. Every value comes from the report; nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from paystab import __version__
+from paystab.report import fmt, html_charts
+from paystab.report.base import Renderer, register
+from paystab.report.html_style import CSS
+from paystab.report.model import Report, SloSummary
+
+Cell = str | tuple[str, str]  # text, or (text, css class)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], numeric: Sequence[int] = (),
+           empty: str = "none") -> str:
+    head = "".join(f'<th class="{"num" if i in numeric else ""}">{escape(h)}</th>'
+                   for i, h in enumerate(headers))
+    body = []
+    for row in rows:
+        cells = []
+        for index, cell in enumerate(row):
+            text, css = cell if isinstance(cell, tuple) else (cell, "")
+            css = f"{css} num".strip() if index in numeric else css
+            cells.append(f'<td class="{css}">{escape(text)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    if not body:
+        body.append(f'<tr><td class="empty" colspan="{len(headers)}">{escape(empty)}</td></tr>')
+    return f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _mark(ok: bool | None) -> Cell:
+    if ok is None:
+        return ("n/a", "muted")
+    return ("✔ pass", "ok") if ok else ("✘ fail", "bad")
+
+
+def _card(label: str, value: str, sub: str, ok: bool | None) -> str:
+    css = "" if ok is None else ("ok" if ok else "bad")
+    return (f'<div class="card {css}"><div class="label">{escape(label)}</div>'
+            f'<div class="value">{escape(value)}</div><div class="sub">{escape(sub)}</div></div>')
+
+
+def _header(report: Report) -> str:
+    facts = [("runbook", report.runbook), ("started", report.started_at),
+             ("duration", fmt.secs(report.duration_s)), ("seed", str(report.seed)),
+             ("target", report.target)]
+    facts_html = "".join(f"<span><b>{escape(k)}</b> {escape(v)}</span>" for k, v in facts)
+    description = f"<p class=desc>{escape(report.description)}</p>" if report.description else ""
+    return (f'<header><div class="verdict {escape(report.verdict)}">'
+            f'{escape(fmt.verdict_line(report))}</div>'
+            f"<h1>Drill report: {escape(report.runbook)}</h1>{description}"
+            f'<div class="facts">{facts_html}</div></header>')
+
+
+def _cards(report: Report, slo: SloSummary) -> str:
+    t, targets, recon = report.traffic, slo.targets, report.reconciliation
+    budget = slo.error_budget
+    worst = [i.ttd_s for i in report.incidents]
+    max_ttd = None if not worst or None in worst else max(w for w in worst if w is not None)
+    recon_values = [getattr(recon, f) for f, _ in fmt.INVARIANTS]
+    recon_ok = None if None in recon_values else all(v == 0 for v in recon_values)
+    passed = sum(1 for h in report.hypotheses if h.ok)
+    cards = [
+        _card("availability", fmt.pct(t.availability), f"SLO {fmt.pct(targets.availability, 2)}",
+              None if t.availability is None else t.availability >= targets.availability),
+        _card("failure rate", fmt.pct(t.failure_rate), f"{fmt.count(t.failed)} failed of "
+              f"{fmt.count(t.requests)}", None),
+        _card("latency p95", fmt.ms(t.p95_ms),
+              f"p99 {fmt.ms(t.p99_ms)}; SLO p95 ≤ {fmt.ms(targets.latency_ms)}",
+              None if t.p95_ms is None else t.p95_ms <= targets.latency_ms),
+        _card("MTTR", fmt.secs(report.mttr_s), f"{len(report.incidents)} incident(s); "
+              f"worst TTD {fmt.secs(max_ttd)}", None),
+        _card("error budget used", fmt.budget(budget.used) if budget else fmt.MISSING,
+              f"of {fmt.pct(1 - targets.availability, 2)} allowed failures",
+              None if not budget or budget.used is None else budget.used <= 1.0),
+        _card("reconciliation", " / ".join(fmt.count(v) for v in recon_values),
+              "double charges / lost / orphans", recon_ok),
+        _card("hypotheses", f"{passed} / {len(report.hypotheses)}", "held",
+              None if not report.hypotheses else passed == len(report.hypotheses)),
+    ]
+    return f'<section class="cards">{"".join(cards)}</section>'
+
+
+def _hypotheses(report: Report) -> str:
+    rows = [(_mark(h.ok), fmt.expected(h.expr, h.expected), fmt.observed(h.observed))
+            for h in report.hypotheses]
+    return _table(("", "expected", "observed"), rows, numeric=(2,),
+                  empty="the runbook states no hypotheses")
+
+
+def _figure(title: str, svg: str, caption: str = "") -> str:
+    cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
+    return f"<figure><h3>{escape(title)}</h3>{svg}{cap}</figure>"
+
+
+def _charts(report: Report) -> str:
+    parts = []
+    if report.timeline:
+        parts.append(_figure("Customer success ratio", html_charts.success_chart(report),
+                             "Answered ÷ requests per 1-s bucket by arrival time (declines are "
+                             "answers). Shaded: fault active."))
+        parts.append(_figure("Customer latency", html_charts.latency_chart(report),
+                             "Percentiles per 1-s bucket by arrival time, including client "
+                             "retries."))
+    if report.provider_timeline:
+        parts.append(_figure("Provider attempts", html_charts.provider_chart(
+            report, "attempts", "attempts per second"), "What the gateway sent each provider."))
+        parts.append(_figure("Provider failures", html_charts.provider_chart(
+            report, "failures", "failures per second"),
+            "Provider-side errors and timeouts; customer declines excluded."))
+    if report.provider_timeline or report.failovers:
+        parts.append(_figure("Provider state", html_charts.provider_lanes(report)))
+    if SloSummary.from_json(report.slo).burn_rates:
+        parts.append(_figure("Error-budget burn", html_charts.burn_chart(report),
+                             "Failure rate per window ÷ the failure rate the SLO allows."))
+    if not parts:
+        return '<p class="muted">No time series in this report.</p>'
+    return "".join(parts)
+
+
+def _incidents(report: Report) -> str:
+    faults = {f.id: f for f in report.faults}
+    rows = []
+    for i in report.incidents:
+        fault = faults.get(i.fault_id)
+        rows.append((
+            i.fault_id, fault.kind if fault else "", i.provider or "any",
+            fmt.secs(fault.injected_at_s) if fault else fmt.MISSING,
+            fmt.secs(fault.cleared_at_s) if fault else fmt.MISSING,
+            fmt.secs(i.ttd_s, 2), fmt.secs(i.ttm_s, 2),
+            (fmt.secs(i.ttr_s), "") if i.ttr_s is not None else ("not recovered", "bad"),
+            fmt.count(i.impact_requests), i.note,
+        ))
+    return _table(("fault", "kind", "provider", "injected", "cleared", "TTD", "TTM", "TTR",
+                   "impacted requests", "note"), rows, numeric=(3, 4, 5, 6, 7, 8),
+                  empty="no fault injected")
+
+
+def _events(report: Report) -> str:
+    events = [(d.at_s, "detection", d.provider, d.detector, d.reason) for d in report.detections]
+    events += [(f.at_s, f.action, f.provider, f.detector, f.reason) for f in report.failovers]
+    events += [(f.injected_at_s, "fault injected", f.target, f.kind, f.id) for f in report.faults]
+    events += [(f.cleared_at_s, "fault cleared", f.target, f.kind, f.id) for f in report.faults
+               if f.cleared_at_s is not None]
+    rows = [(fmt.secs(at, 2), (what, f"ev-{what.split()[0]}"), who, how, why)
+            for at, what, who, how, why in sorted(events, key=lambda e: e[0])]
+    return _table(("at", "event", "provider / target", "detector / kind", "reason"), rows,
+                  numeric=(0,), empty="no events")
+
+
+def _reconciliation(report: Report) -> str:
+    recon = report.reconciliation
+    rows: list[Sequence[Cell]] = [
+        (_mark(fmt.recon_ok(getattr(recon, f))), meaning, fmt.count(getattr(recon, f)))
+        for f, meaning in fmt.INVARIANTS]
+    rows.append((("info", "muted"), "late successes voided (correct behaviour)",
+                 fmt.count(recon.voided_late_successes)))
+    findings = ""
+    if recon.findings:
+        items = "".join(f"<li><code>{escape(json.dumps(f, sort_keys=True))}</code></li>"
+                        for f in recon.findings[:50])
+        findings = (f"<details><summary>{len(recon.findings)} finding(s)</summary>"
+                    f"<ul>{items}</ul></details>")
+    return _table(("", "invariant", "count"), rows, numeric=(2,)) + findings
+
+
+def _slo(report: Report, slo: SloSummary) -> str:
+    targets, budget = slo.targets, slo.error_budget
+    rows = [
+        ("availability target", fmt.pct(targets.availability, 2)),
+        ("latency SLO (p95 per second)", fmt.ms(targets.latency_ms)),
+        ("recovered when healthy for", fmt.secs(targets.sustain_s, 0)),
+        ("allowed failures over the drill", fmt.number(budget.allowed_failures) if budget
+         else fmt.MISSING),
+        ("failed requests", fmt.count(budget.failed) if budget else fmt.MISSING),
+        ("error budget used", fmt.budget(budget.used) if budget else fmt.MISSING),
+        ("highest burn rate", f"{fmt.number(slo.max_burn_rate, 1)}×"
+         if slo.max_burn_rate is not None else fmt.MISSING),
+        ("MTTR", fmt.secs(report.mttr_s)),
+    ]
+    return _table(("", "value"), rows, numeric=(1,))
+
+
+def _providers(slo: SloSummary) -> str:
+    rows = []
+    for p in slo.providers:
+        score = p.health_score
+        score_css = "" if score is None else ("ok" if score >= 80 else "bad")
+        rows.append((p.provider, fmt.count(p.attempts), fmt.pct(p.share, 1),
+                     fmt.count(p.failures), fmt.pct(p.success, 3), fmt.pct(p.sla_target, 2),
+                     _mark(p.sla_met), fmt.ms(p.p95_ms), fmt.number(p.minutes_drained, 2),
+                     (fmt.number(score, 1), score_css)))
+    return _table(("provider", "attempts", "share", "failures", "success", "SLA", "met",
+                   "p95", "min drained", "health score"), rows,
+                  numeric=(1, 2, 3, 4, 5, 7, 8, 9), empty="no provider series in this report")
+
+
+def _faults(report: Report) -> str:
+    rows = [(f.id, f.kind, f.target, json.dumps(f.params, sort_keys=True),
+             fmt.secs(f.injected_at_s), fmt.secs(f.cleared_at_s), f.description)
+            for f in report.faults]
+    return _table(("id", "kind", "target", "parameters", "injected", "cleared", "description"),
+                  rows, numeric=(4, 5), empty="no fault injected")
+
+
+def _section(title: str, body: str, anchor: str) -> str:
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+@register
+class HtmlRenderer(Renderer):
+    name = "html"
+    suffix = ".html"
+
+    def render(self, report: Report) -> str:
+        slo = SloSummary.from_json(report.slo)
+        load = _table(("", "value"), [(str(k), fmt.observed(v)) for k, v in report.load.items()],
+                      empty="not recorded")
+        notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
+        body = [
+            _header(report), _cards(report, slo),
+            _section("Hypotheses", _hypotheses(report), "hypotheses"),
+            _section("Over time", _charts(report), "charts"),
+            _section("Incidents", _incidents(report)
+                     + "<p class=muted>TTD = first detection − injection; TTM = first drain "
+                       "or degrade − injection; TTR = injection → start of the first "
+                     f"{slo.targets.sustain_s:g} s in a row within the SLO.</p>", "incidents"),
+            _section("Event log", _events(report), "events"),
+            _section("Reconciliation", _reconciliation(report), "reconciliation"),
+            _section("SLO and error budget", _slo(report, slo), "slo"),
+            _section("Provider SLA and health", _providers(slo)
+                     + f"<p class=muted>SLA: success excluding customer declines ≥ "
+                       f"{fmt.pct(slo.targets.sla, 2)}"
+                       f"{' (promotion)' if slo.targets.promotion else ''}. Health score "
+                       "0–100; the seeds drop a channel below 80 three months running.</p>",
+                     "providers"),
+            _section("Faults", _faults(report), "faults"),
+            _section("Load", load, "load"),
+        ]
+        if notes:
+            body.append(_section("Notes", f"<ul>{notes}</ul>", "notes"))
+        footer = (f"<footer>paystab {escape(__version__)} · schema paystab.report/v1 · "
+                  "self-contained: no scripts, no external resources</footer>")
+        title = f"paystab drill {report.runbook}: {report.verdict}"
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+                f"<body><main>{''.join(body)}{footer}</main></body></html>\n")

@@ -1,0 +1,89 @@
+"""The JUnit XML renderer: what CI systems show as test results for a drill.
+
+One ``<testsuite>`` per drill (named ``paystab.drill.<runbook>``) holding:
+
+* one testcase per hypothesis (classname ``….hypotheses``, name = the expression); a
+  failing one carries ``<failure message="observed X; expected EXPR">``;
+* one testcase per reconciliation invariant (double charges, lost payments, orphans must
+  be 0); an unmeasured one (``null``: the target has no ledgers) is ``<skipped>``;
+* for an aborted drill, a ``drill ran to completion`` testcase with an ``<error>`` giving
+  the reason, so CI never shows an aborted drill as green.
+
+Drill facts (seed, verdict, availability, MTTR…) go in ``<properties>``. The layout is the
+common subset Jenkins, GitLab and GitHub test reporters read.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from paystab.report import fmt
+from paystab.report.base import Renderer, register
+from paystab.report.model import Report
+
+
+def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
+    return ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
+
+
+@register
+class JunitRenderer(Renderer):
+    name = "junit"
+    suffix = ".xml"
+
+    def render(self, report: Report) -> str:
+        prefix = f"paystab.drill.{report.runbook}"
+        suite = ET.Element("testsuite", name=prefix, timestamp=report.started_at,
+                           time=f"{report.duration_s:.3f}")
+        props = ET.SubElement(suite, "properties")
+        for key, text in (
+            ("runbook", report.runbook), ("seed", str(report.seed)),
+            ("verdict", report.verdict), ("target", report.target),
+            ("requests", str(report.traffic.requests)),
+            ("availability", fmt.observed(report.traffic.availability)),
+            ("mttr_s", fmt.observed(report.mttr_s)),
+        ):
+            ET.SubElement(props, "property", name=key, value=text)
+        failures = errors = skipped = 0
+        if report.verdict == "aborted":
+            case = _case(suite, f"{prefix}.drill", "drill ran to completion")
+            reason = report.abort_reason or "stopped early"
+            ET.SubElement(case, "error", message=f"aborted: {reason}", type="Aborted").text = (
+                f"The drill was aborted: {reason}. Its hypotheses were judged on the partial "
+                "report.")
+            errors += 1
+        for hypothesis in report.hypotheses:
+            case = _case(suite, f"{prefix}.hypotheses", hypothesis.expr)
+            if not hypothesis.ok:
+                seen = fmt.observed(hypothesis.observed)
+                wanted = fmt.expected(hypothesis.expr, hypothesis.expected)
+                failure = ET.SubElement(case, "failure", type="HypothesisFailed",
+                                        message=f"observed {seen}; expected {wanted}")
+                failure.text = f"expected: {wanted}\nobserved: {seen}\n"
+                failures += 1
+        recon = report.reconciliation
+        for field, meaning in fmt.INVARIANTS:
+            value: int | None = getattr(recon, field)
+            case = _case(suite, f"{prefix}.reconciliation", f"{field} == 0")
+            ok = fmt.recon_ok(value)
+            if ok is None:
+                ET.SubElement(case, "skipped",
+                              message="not measured: the target offers no ledgers to reconcile")
+                skipped += 1
+            elif not ok:
+                failure = ET.SubElement(case, "failure", type="InvariantBroken",
+                                        message=f"observed {value}; expected 0 ({meaning})")
+                failure.text = "\n".join(str(f) for f in recon.findings[:50]) or None
+                failures += 1
+        tests = sum(1 for _ in suite.iter("testcase"))
+        counts = {"tests": str(tests), "failures": str(failures), "errors": str(errors),
+                  "skipped": str(skipped)}
+        suite.attrib.update(counts)
+        out = ET.SubElement(suite, "system-out")
+        out.text = f"verdict: {fmt.verdict_line(report)}\n"
+        root = ET.Element("testsuites", {"name": "paystab drill",
+                                          "time": f"{report.duration_s:.3f}", **counts})
+        root.append(suite)
+        ET.indent(root)
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                + ET.tostring(root, encoding="unicode") + "\n")

@@ -1,0 +1,167 @@
+"""The failover controller driving the real reference gateway's admin API (``paystab up``).
+
+Samples are synthetic (time under the test's control, no sleeps); every drain and restore
+goes to the real gateway and is checked there."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from paystab.anomaly.admin_client import GatewayAdmin
+from paystab.anomaly.base import Detection
+from paystab.anomaly.controller import ControllerConfig, FailoverController, FailoverEvent
+from paystab.anomaly.ensemble import default_policy
+from paystab.collector.series import Sample
+from paystab.exceptions import EnvironmentProblem
+from tests.conftest_anomaly import StackGateway, free_port, gateway, stack
+
+__all__ = ["gateway", "stack"]  # fixtures
+
+CONFIG = ControllerConfig(cooldown_s=5.0, probation_s=4.0, min_probe_attempts=20,
+                          max_probe_failure_ratio=0.05, stable_s=30.0)
+
+
+def _controller(gateway: StackGateway, seen: list[FailoverEvent],
+                registry: CollectorRegistry | None = None) -> FailoverController:
+    return FailoverController(GatewayAdmin(gateway.url, gateway.token), default_policy(), CONFIG,
+                              on_event=seen.append, registry=registry)
+
+
+def _round(ctl: FailoverController, t: float, failures: dict[str, int]) -> None:
+    """One 1 s sampling round: 100 attempts per provider, the given failures."""
+    ctl.on_samples([Sample(t, p, attempts=100, failures=failures.get(p, 0), interval_s=1.0,
+                           p50_ms=80.0, p95_ms=150.0, p99_ms=200.0, inflight=8.0,
+                           oldest_inflight_age_s=0.1)
+                    for p in ("card-alpha", "card-bravo", "wallet-paypay")])
+
+
+def _actions(events: list[FailoverEvent], provider: str) -> list[str]:
+    return [e.action for e in events if e.provider == provider]
+
+
+def test_drain_probe_restore_cycle(gateway: StackGateway) -> None:
+    events: list[FailoverEvent] = []
+    registry = CollectorRegistry()
+    ctl = _controller(gateway, events, registry)
+    t = 0.0
+    for _ in range(60):  # learn the baseline
+        t += 1
+        _round(ctl, t, {})
+    for _ in range(5):  # card-alpha fails 20 %
+        t += 1
+        _round(ctl, t, {"card-alpha": 20})
+    assert _actions(events, "card-alpha") == ["drain"]
+    drain = events[0]
+    assert drain.detector == "failure_rate" and "baseline" in drain.reason
+    assert gateway.state("card-alpha") == "drained"
+    assert ctl.detections and ctl.detections[0].provider == "card-alpha"
+    for _ in range(6):  # cool-down, no traffic to card-alpha; then the half-open restore
+        t += 1
+        ctl.on_samples([Sample(t, "card-bravo", attempts=100, interval_s=1.0)])
+    assert _actions(events, "card-alpha") == ["drain", "restore"]
+    assert gateway.state("card-alpha") == "active"
+    for _ in range(5):  # healthy on probation
+        t += 1
+        _round(ctl, t, {})
+    assert _actions(events, "card-alpha") == ["drain", "restore", "probe_ok"]
+    assert ctl.state("card-alpha") == "active"
+    value = registry.get_sample_value
+    assert value("paystab_controller_actions_total", {"provider": "card-alpha",
+                                                      "action": "drain"}) == 1
+    assert value("paystab_detections_total", {"provider": "card-alpha",
+                                              "detector": "failure_rate"}) >= 1
+    assert value("paystab_detector_score", {"provider": "card-alpha",
+                                            "detector": "failure_rate"}) >= 1
+
+
+def test_failed_probe_drains_again_with_a_longer_cooldown(gateway: StackGateway) -> None:
+    events: list[FailoverEvent] = []
+    ctl = _controller(gateway, events)
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        _round(ctl, t, {})
+    for _ in range(200):  # card-alpha keeps failing 30 %: the controller must not flap
+        t += 1
+        failures = {"card-alpha": 30} if ctl.state("card-alpha") != "drained" else {}
+        _round(ctl, t, failures)
+    actions = _actions(events, "card-alpha")
+    drains = [e for e in events if e.provider == "card-alpha" and e.action == "drain"]
+    assert actions[0] == "drain" and "probe_ok" not in actions
+    assert 2 <= len(drains) <= 6  # 5 s, 10 s, 20 s, 40 s, 80 s cool-downs in 200 s
+    gaps = [b.time - a.time for a, b in itertools.pairwise(drains)]
+    assert gaps == sorted(gaps)  # backing off
+    assert any("probe failed" in e.reason for e in drains[1:])
+
+
+def test_last_healthy_provider_of_a_method_is_degraded_not_drained(gateway: StackGateway
+                                                                    ) -> None:
+    events: list[FailoverEvent] = []
+    ctl = _controller(gateway, events)
+    assert ctl.drain("wallet-paypay", "test", "boom", at=1.0).action == "drain"  # type: ignore[union-attr]
+    assert ctl.drain("wallet-kakao", "test", "boom", at=2.0).action == "drain"  # type: ignore[union-attr]
+    last = ctl.drain("wallet-grab", "alertmanager", "WalletDown firing", at=3.0)
+    assert last is not None and last.action == "degrade" and "wallet" in last.reason
+    assert gateway.state("wallet-grab") == "active"
+    assert gateway.state("wallet-paypay") == "drained"
+    # konbini-west is the last one for both konbini and bank_transfer once east is drained
+    assert ctl.drain("konbini-east", "test", "boom", at=4.0).action == "drain"  # type: ignore[union-attr]
+    west = ctl.drain("konbini-west", "test", "boom", at=5.0)
+    assert west is not None and west.action == "degrade" and "konbini" in west.reason
+    assert ctl.drain("wallet-grab", "test", "again", at=6.0) is None  # no degrade spam
+
+
+def test_detections_from_elsewhere_and_an_unreachable_gateway() -> None:
+    events: list[FailoverEvent] = []
+    ctl = FailoverController(GatewayAdmin(f"http://127.0.0.1:{free_port()}", timeout_s=0.5),
+                             default_policy(), CONFIG, on_event=events.append)
+    ctl.on_detection(Detection("card-alpha", "hang", 10.0, 2.0, "stuck"))
+    assert events == [] and ctl.errors and ctl.state("card-alpha") == "active"
+    with pytest.raises(EnvironmentProblem):
+        GatewayAdmin(f"http://127.0.0.1:{free_port()}", timeout_s=0.5).providers()
+
+
+GEVENT_SCRIPT = """
+from gevent import monkey
+monkey.patch_all()
+import sys, threading
+from paystab.anomaly.admin_client import GatewayAdmin
+from paystab.anomaly.controller import FailoverController, watch
+from paystab.anomaly.webhook import WebhookServer
+from paystab.collector.sampler import metrics_url_source
+
+controller = FailoverController(GatewayAdmin(sys.argv[2], sys.argv[3] or None))
+stop = threading.Event()
+threading.Timer(0.6, stop.set).start()
+polls = watch(metrics_url_source(sys.argv[1]), controller, stop, interval_s=0.1,
+              max_duration_s=5)
+server = WebhookServer(controller).start()
+server.stop()
+event = controller.drain("card-alpha", "test", "gevent", at=1.0)
+print(polls, len(GatewayAdmin(sys.argv[2], sys.argv[3] or None).providers()), event.action,
+      controller.errors)
+"""
+
+
+def test_sampler_controller_and_webhook_run_under_gevent(gateway: StackGateway) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest_anomaly import Exporter
+
+    exporter = Exporter()
+    exporter.record("card-alpha", approved=5)
+    try:
+        result = subprocess.run([sys.executable, "-c", GEVENT_SCRIPT, exporter.url, gateway.url,
+                                 gateway.token or ""],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        exporter.close()
+    assert result.returncode == 0, result.stderr
+    polls, providers, action, errors = result.stdout.split(maxsplit=3)
+    assert int(polls) >= 4 and int(providers) >= 8 and action == "drain"
+    assert errors.strip() == "[]"
+    assert gateway.state("card-alpha") == "drained"

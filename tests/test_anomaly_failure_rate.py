@@ -1,0 +1,109 @@
+"""The sequential failure-rate detector: volume-insensitive, conservative on interval counts,
+fast, near the optimal delay, with a baseline that does not learn incidents."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from paystab.anomaly import base
+from paystab.anomaly.arl import optimal_delay
+from paystab.anomaly.failure_rate import CusumBank, FailureRateConfig, FailureRateDetector
+from paystab.collector.series import Sample
+from paystab.exceptions import InvalidInput
+
+
+def _feed(bank: CusumBank, failed: np.ndarray, rate: float) -> list[int]:
+    alarms = []
+    for i, f in enumerate(failed.tolist()):
+        if bank.observe(bool(f), i / rate) >= 0:
+            alarms.append(i)
+    return alarms
+
+
+def test_detects_a_jump_to_20_percent_near_the_optimum() -> None:
+    rng = np.random.default_rng(3)
+    cfg = FailureRateConfig(traffic_rate=100.0)
+    delays = []
+    for _ in range(30):
+        bank = CusumBank(cfg)
+        warm = (rng.random(20_000) < 0.005).tolist()
+        for i, f in enumerate(warm):
+            bank.observe(f, i / 100)
+        bank.clear()  # start the post-change run from 0, like the optimum's worst case
+        n = 0
+        while bank.observe(bool(rng.random() < 0.2), (20_000 + n) / 100) < 0:
+            n += 1
+        delays.append(n + 1)
+    _, optimal = optimal_delay(0.005, 0.2, 100 * 86400, states=3000, tolerance=1e-3)
+    assert np.mean(delays) <= 1.5 * optimal
+
+
+def test_volume_does_not_matter_only_attempts_do() -> None:
+    rng = np.random.default_rng(5)
+    failed = rng.random(300_000) < 0.005
+    failed[200_000:200_400] = rng.random(400) < 0.2
+    slow = _feed(CusumBank(FailureRateConfig(traffic_rate=100.0)), failed, 100.0)
+    fast = _feed(CusumBank(FailureRateConfig(traffic_rate=100.0)), failed, 1000.0)
+    assert slow == fast and slow and slow[-1] >= 200_000
+
+
+def test_interval_counts_never_alarm_more_than_attempts() -> None:
+    rng = np.random.default_rng(7)
+    det = FailureRateDetector()
+    t = 0.0
+    for _ in range(20_000):  # 20 000 s of 1 s intervals at 100/s, no change
+        t += 1.0
+        n = int(rng.poisson(100))
+        assert det.update(Sample(t, "acme", attempts=n, failures=int(rng.binomial(n, 0.005)),
+                                 interval_s=1.0)) is None
+    for _ in range(5):  # then 20 %
+        t += 1.0
+        found = det.update(Sample(t, "acme", attempts=100, failures=20, interval_s=1.0))
+        if found:
+            break
+    assert found is not None and found.detector == "failure_rate" and found.score >= 1
+    assert "baseline" in found.reason and found.start is not None and found.start <= t
+
+
+def test_baseline_freezes_during_an_incident_and_reset_keeps_it() -> None:
+    det = FailureRateDetector(FailureRateConfig(traffic_rate=100.0))
+    rng = np.random.default_rng(9)
+    t = 0.0
+    for _ in range(3000):
+        t += 1.0
+        det.update(Sample(t, "acme", attempts=100, failures=int(rng.binomial(100, 0.005))))
+    bank = det.bank("acme")
+    before = bank.p0
+    alarms = 0
+    for _ in range(600):  # a long 30 % incident the controller did not act on
+        t += 1.0
+        alarms += det.update(Sample(t, "acme", attempts=100, failures=30)) is not None
+    assert alarms > 1  # re-arms and alarms again while the incident lasts
+    assert bank.p0 < 1.5 * before  # the incident was not learned as normal
+    det.reset("acme")
+    assert all(s == 0 for s in bank.s) and bank.p0 < 1.5 * before
+
+
+def test_per_attempt_cost_is_well_under_two_microseconds() -> None:
+    bank = CusumBank(FailureRateConfig())
+    failed = (np.random.default_rng(1).random(300_000) < 0.005).tolist()
+    observe = bank.observe
+    started = time.perf_counter()
+    for i, f in enumerate(failed):
+        observe(f, i * 0.01)
+    assert (time.perf_counter() - started) / len(failed) * 1e6 < 2.0
+
+
+def test_options_are_validated_by_name() -> None:
+    det = base.create("failure_rate", {"false_alarm_every_h": "12h", "shifts": [0.05, 0.3]})
+    assert isinstance(det, FailureRateDetector)
+    assert det.config.false_alarm_every_h == 12 and det.config.shifts == (0.05, 0.3)
+    with pytest.raises(InvalidInput, match="unknown option"):
+        base.create("failure_rate", {"false_alarms": 3})
+    with pytest.raises(InvalidInput, match="out of range"):
+        base.create("failure_rate", {"baseline_prior": 2.0})
+    with pytest.raises(InvalidInput, match="unknown detector"):
+        base.create("nope")
