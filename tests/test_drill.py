@@ -113,7 +113,7 @@ def test_sigint_mid_drill_exits_3_with_a_partial_report_and_no_fault_left(tmp_pa
     while time.monotonic() < deadline:  # wait until the fault is in (t=10 s of 40)
         status = subprocess.run([sys.executable, "-m", "paystab", "chaos", "status", "--json"],
                                 capture_output=True, text=True, env=env, timeout=30)
-        if status.returncode == 0 and json.loads(status.stdout or "[]"):
+        if status.returncode == 0 and json.loads(status.stdout)["faults"]:
             journal_seen = True
             break
         if proc.poll() is not None:
@@ -127,7 +127,7 @@ def test_sigint_mid_drill_exits_3_with_a_partial_report_and_no_fault_left(tmp_pa
     assert report["verdict"] == "aborted"
     status = subprocess.run([sys.executable, "-m", "paystab", "chaos", "status", "--json"],
                             capture_output=True, text=True, env=env, timeout=30)
-    assert json.loads(status.stdout) == []
+    assert json.loads(status.stdout)["faults"] == []
 
 
 def test_a_bad_runbook_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ def test_a_taken_port_exits_4(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         runbook = tmp_path / "port.yaml"
-        runbook.write_text(f"name: port\nseed: 1\ntarget:\n  reference: {{port: {port}}}\nload:\n"
+        runbook.write_text(f"name: port\ndescription: a taken port\nseed: 1\ntarget:\n  reference: {{port: {port}}}\nload:\n"
                            "  profile: steady\n  rate: 10/s\n  duration: 3s\n")
         done, _ = drill(tmp_path, str(runbook))
     assert done.returncode == 4, done.stderr[-2000:]

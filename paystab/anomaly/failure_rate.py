@@ -52,7 +52,7 @@ class FailureRateConfig:
     horizon_attempts: float = field(default=200_000.0, metadata={"lo": 1000})
     block_attempts: int = field(default=1000, metadata={"lo": 10})
     freeze_ratio: float = field(default=0.5, metadata={"lo": 0, "hi": 1})
-    warmup_attempts: int = field(default=1000, metadata={"lo": 0})
+    warmup_attempts: int = field(default=200, metadata={"lo": 0})  # the prior covers the rest
     traffic_rate: float | None = field(default=None, metadata={"lo": 1e-3})  # attempts/s
     rate_horizon_s: float = field(default=3600.0, metadata={"lo": 1})
     union_factor: float | None = field(default=None, metadata={"lo": 1})  # default: #CUSUMs

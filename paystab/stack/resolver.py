@@ -25,9 +25,11 @@ from paystab.stack.provider_client import ConnectFailed, OutcomeUnknown, Provide
 
 log = logging.getLogger(__name__)
 
-# A provider that still has not heard of a key this long after the attempt never will:
-# every simulator (and real PSP) processes a charge within its own request lifetime.
-ABSENT_AFTER_S = 30.0
+# A provider that still has not heard of a key this long after the attempt was given up
+# never will: a PSP processes a charge within its own request lifetime (the simulators cap
+# theirs at 1.5 s by default). Should one capture later anyway, the reconciler reports it as
+# an orphan: nothing is hidden by giving up here.
+ABSENT_AFTER_S = 10.0
 
 
 class Resolver:
