@@ -149,7 +149,8 @@ def test_a_taken_port_exits_4(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         runbook = tmp_path / "port.yaml"
-        runbook.write_text(f"name: port\ndescription: a taken port\nseed: 1\ntarget:\n  reference: {{port: {port}}}\nload:\n"
+        runbook.write_text(f"name: port\ndescription: a taken port\nseed: 1\ntarget:\n"
+                           f"  reference: {{port: {port}}}\nload:\n"
                            "  profile: steady\n  rate: 10/s\n  duration: 3s\n")
         done, _ = drill(tmp_path, str(runbook))
     assert done.returncode == 4, done.stderr[-2000:]
