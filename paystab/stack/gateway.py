@@ -39,7 +39,7 @@ from paystab.stack.payment_api import (
     validate_idempotency_key,
 )
 from paystab.stack.processor import Outcome, Processor, new_payment_id
-from paystab.stack.provider_client import ProviderClient
+from paystab.stack.provider_client import ProviderClient, abortive_socket
 from paystab.stack.resolver import Resolver
 from paystab.stack.routing import Router
 
@@ -104,7 +104,7 @@ class Gateway:
     async def _startup(self, _app: web.Application) -> None:
         routing = self.settings.routing
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=512, keepalive_timeout=30,
-                                         enable_cleanup_closed=True)
+                                         socket_factory=abortive_socket)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                              skip_auto_headers=("User-Agent",))
         clients = {

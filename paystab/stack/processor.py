@@ -68,6 +68,7 @@ class UnknownAttempt:
     provider: str
     key: str
     first_seen: float
+    first_not_found: float | None = None  # when the provider first said it never saw the key
 
 
 class Processor:

@@ -12,10 +12,30 @@ raises :class:`ConnectFailed` / :class:`OutcomeUnknown`; the processor decides w
 
 from __future__ import annotations
 
+import socket
+import struct
+from typing import Any
+
 import aiohttp
 
 from paystab.stack.dialects.base import Dialect, HttpCall
 from paystab.stack.endpoints import ProviderEndpoint
+
+
+def abortive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A client socket whose close() is an abort (SO_LINGER 0): RST, unsent data dropped.
+
+    When the gateway gives up on an attempt (response timeout) and closes the connection,
+    a graceful close would leave the request in the kernel's send queue, and TCP would keep
+    retransmitting it: behind a partition that heals later, the provider would receive the
+    charge seconds after the gateway decided it never arrived and paid elsewhere — a double
+    charge. Aborting the connection guarantees an abandoned request is never delivered late.
+    """
+    family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family, type_, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 class ConnectFailed(Exception):

@@ -101,7 +101,12 @@ class Resolver:
             return  # still unknown; try again next pass
         answer = client.dialect.parse_status(status, ctype, body)
         if answer.code == LOOKUP_NOT_FOUND:
-            if time.monotonic() - item.first_seen > ABSENT_AFTER_S:
+            now = time.monotonic()
+            if item.first_not_found is None:
+                item.first_not_found = now
+            # Counted from the first answer, not from the timeout: while a partition lasts
+            # the provider cannot answer at all, and that time proves nothing.
+            if now - item.first_not_found > ABSENT_AFTER_S:
                 self.ledger.update_attempt(item.payment_id, item.n, "absent", None, None)
                 self.processor.unknown.pop(item.key, None)
             return
