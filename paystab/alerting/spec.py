@@ -112,7 +112,8 @@ DEFAULT_BURN_ALERTS = (
 )
 
 # Where the committed rules point on-call engineers; override with --runbook-url-base.
-DEFAULT_RUNBOOK_URL_BASE = "https://github.com/paystab/paystab/blob/main/runbooks/alerts/"
+# A path to the runbook shipped with paystab; set --runbook-url-base to your wiki or repository.
+DEFAULT_RUNBOOK_URL_BASE = "runbooks/alerts/"
 
 
 @dataclass(frozen=True)
