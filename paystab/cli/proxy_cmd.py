@@ -121,5 +121,6 @@ def proxy_command(listen: str, seed: int | None, token: str | None,
     # Connection failures inside the proxy are logged, not raised: show them on stderr.
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = ProxyServer(host or "0.0.0.0", port, seed=seed, token=token)
+    # An empty host (":8474") means loopback here: anything wider must be named, with a token.
+    server = ProxyServer(host or "127.0.0.1", port, seed=seed, token=token)
     asyncio.run(_serve(server, proxies, str(config_path) if config_path else "--config"))
