@@ -10,6 +10,8 @@ import click
 @click.command("drill")
 @click.argument("runbooks", nargs=-1)
 @click.option("--target", "target_url", help="Drill your own gateway at this URL instead of the reference stack.")
+@click.option("--ready-file", type=click.Path(dir_okay=False), help="A ready file describing your stack "
+              "(gateway, provider admin URLs, ledgers): lets provider faults and reconciliation reach it.")
 @click.option("--duration", type=click.FloatRange(min=1, min_open=False), help="Load duration in seconds "
               "(the fault schedule scales with it).")
 @click.option("--rps", type=click.FloatRange(min=0.1), help="Payments per second.")
@@ -18,14 +20,15 @@ import click
               show_default=True, help="Where report.json and report.html go.")
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--no-live", is_flag=True, help="No live view (CI logs).")
-def drill_command(runbooks: tuple[str, ...], target_url: str | None, duration: float | None,
+def drill_command(runbooks: tuple[str, ...], target_url: str | None, ready_file: str | None,
+                  duration: float | None,
                   rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
                   no_live: bool) -> int:
     """Run disaster drills (default: provider-timeout) and judge SLOs and payment invariants."""
     from paystab.drill.cli_run import run_drills
 
     return run_drills(list(runbooks) or ["provider-timeout"], target_url, duration, rps, seed,
-                      out_dir, junit, not no_live)
+                      out_dir, junit, not no_live, ready_file)
 
 
 def register(group: click.Group) -> None:

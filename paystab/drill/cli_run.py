@@ -30,7 +30,7 @@ def write_reports(report: Report, out_dir: Path, junit: Path | None) -> list[Pat
 
 def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | None,
                rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
-               live: bool) -> int:
+               live: bool, ready_file: str | None = None) -> int:
     console = Console(stderr=True)
     worst = 0
     for name in runbooks:
@@ -38,7 +38,8 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
         junit_path = junit
         if junit is not None and len(runbooks) > 1:
             junit_path = junit.with_name(f"{Path(name).stem}-{junit.name}")
-        options = DrillOptions(runbook=name, target_url=target_url, duration_s=duration_s, rps=rps,
+        options = DrillOptions(runbook=name, target_url=target_url, ready_file=ready_file,
+                               duration_s=duration_s, rps=rps,
                                seed=seed, out_dir=out, live=live and console.is_terminal)
         drill = Drill(options, console,
                       on_phase=None if options.live else lambda p: console.print(f"[dim]drill: {p}[/dim]"))

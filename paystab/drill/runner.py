@@ -50,6 +50,7 @@ log = logging.getLogger("paystab.drill")
 class DrillOptions:
     runbook: str = "provider-timeout"
     target_url: str | None = None
+    ready_file: str | None = None  # describes the user's stack (provider admin URLs, ledgers)
     duration_s: float | None = None
     rps: float | None = None
     seed: int | None = None
@@ -139,8 +140,9 @@ class Drill:
         return report
 
     def _target(self, runbook: Runbook, out: Path) -> Target:
-        if self.options.target_url or not runbook.target.reference:
-            return RemoteTarget(self.options.target_url or runbook.target.gateway_url, runbook.target.ready_file)
+        if self.options.target_url or self.options.ready_file or not runbook.target.reference:
+            return RemoteTarget(self.options.target_url or runbook.target.gateway_url,
+                                self.options.ready_file or runbook.target.ready_file)
         return ReferenceTarget(out / "stack", dict(runbook.target.reference_options), runbook.seed)
 
     def _drill(self, runbook: Runbook, target: Target, endpoints: StackEndpoints, run: _Run,
