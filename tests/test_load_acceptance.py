@@ -176,7 +176,7 @@ def test_capacity_is_stable(reference_stack: StackEndpoints, tmp_path: Path) -> 
     """
 
     def agree(values: list[float]) -> bool:
-        return any(0 < min(a, b) and max(a, b) / min(a, b) <= 1.15
+        return any(min(a, b) > 0 and max(a, b) / min(a, b) <= 1.15
                    for i, a in enumerate(values) for b in values[i + 1:])
 
     figures: list[float] = []
