@@ -41,3 +41,29 @@ def test_log_records_are_redacted(caplog: object) -> None:
     record = logger.makeRecord("x", logging.INFO, __file__, 1, "card %s declined", ("4242424242424242",), None)
     RedactingFilter().filter(record)
     assert "4242424242424242" not in record.getMessage()
+
+
+def test_link_attributes_are_redacted_and_clean_spans_pass_through_as_they_are() -> None:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from paystab.collector.telemetry import RedactingSpanExporter
+
+    telemetry = setup_telemetry("t", in_memory=True)
+    other = telemetry.tracer.start_span("other")
+    other.end()
+    link = trace.Link(other.get_span_context(), {"why": "retry of 4242424242424242"})
+    dirty = telemetry.tracer.start_span("linked", links=[link])
+    dirty.end()
+    clean = telemetry.tracer.start_span("clean", attributes={"paystab.payment.id": "pay_0123456789abcdef"})
+    clean.end()
+    assert telemetry.memory is not None
+    exported = {s.name: s for s in telemetry.memory.get_finished_spans()}
+    assert "4242424242424242" not in repr([dict(x.attributes or {}) for x in exported["linked"].links])
+    assert "****4242" in repr([dict(x.attributes or {}) for x in exported["linked"].links])
+
+    inner = InMemorySpanExporter()
+    assert isinstance(clean, ReadableSpan)
+    assert RedactingSpanExporter(inner).export([clean]) is SpanExportResult.SUCCESS
+    assert inner.get_finished_spans()[0] is clean  # nothing to mask: not copied

@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import Status
+from opentelemetry.trace import Link, Status
 
 from paystab import __version__
 from paystab.collector.redact import RedactingFilter, redact, redact_value
@@ -46,14 +46,31 @@ def _redact_attributes(attributes: Any) -> dict[str, Any]:
     return {k: redact_value(v) for k, v in (attributes or {}).items()}
 
 
+def _attributes_clean(attributes: Any) -> bool:
+    return all(redact_value(v) == v for v in (attributes or {}).values())
+
+
 class RedactingSpanExporter(SpanExporter):
-    """Wraps an exporter; hands it copies of the spans with every PAN masked."""
+    """Wraps an exporter; hands it the spans with every PAN masked.
+
+    A span with nothing to mask (every span the stack makes: it never puts a card number
+    in one) is passed on as it is; only a span that needs masking is copied.
+    """
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export([self._clean(s) for s in spans])
+        return self.inner.export([s if self._is_clean(s) else self._clean(s) for s in spans])
+
+    @staticmethod
+    def _is_clean(span: ReadableSpan) -> bool:
+        description = span.status.description
+        return (redact(span.name) == span.name
+                and (not description or redact(description) == description)
+                and _attributes_clean(span.attributes)
+                and all(_attributes_clean(e.attributes) for e in span.events)
+                and all(_attributes_clean(link.attributes) for link in span.links))
 
     @staticmethod
     def _clean(span: ReadableSpan) -> ReadableSpan:
@@ -70,7 +87,7 @@ class RedactingSpanExporter(SpanExporter):
             resource=span.resource,
             attributes=_redact_attributes(span.attributes),
             events=events,
-            links=span.links,
+            links=[Link(link.context, _redact_attributes(link.attributes)) for link in span.links],
             kind=span.kind,
             status=status,
             start_time=span.start_time,

@@ -30,7 +30,7 @@ from paystab.collector.telemetry import Telemetry
 from paystab.stack.catalog import METHODS, StackSettings
 from paystab.stack.dialects import get_dialect
 from paystab.stack.endpoints import ProviderEndpoint
-from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger
+from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger, durable
 from paystab.stack.payment_api import (
     MAX_BODY_BYTES,
     PaymentRequest,
@@ -182,28 +182,34 @@ class Gateway:
                                      retry_after_s=1)
             payment_id = stored.id
             first_n = max((a.n for a in self.ledger.attempts_of(payment_id)), default=0)
-            self.ledger.restart_payment(payment_id)
         else:
             payment_id = new_payment_id()
-            self.ledger.create_payment(payment_id, key, payment.fingerprint, payment.amount,
-                                       payment.currency, payment.method, payment.country)
         assert self.processor is not None and self.resolver is not None
+        # The key stays in flight until the payment's final state is committed, so a key
+        # with staged ledger writes is never looked up in the ledger (see GatewayLedger).
         self._inflight_keys[key] = payment.fingerprint
         self.resolver.inflight_payments.add(payment_id)
         self.stats.inflight += 1
         try:
-            outcome = await self.processor.run(payment_id, payment, first_n)
-        except RequestProblem as problem:
-            self.ledger.finish_payment(payment_id, "failed", problem.slug, None, 0, problem.body())
-            raise
+            if stored is not None:
+                self.ledger.stage_restart(payment_id)
+            else:
+                self.ledger.begin_payment(payment_id, key, payment.fingerprint, payment.amount,
+                                          payment.currency, payment.method, payment.country)
+            try:
+                outcome = await self.processor.run(payment_id, payment, first_n)
+            except RequestProblem as problem:
+                await durable(self.ledger.stage_finish(payment_id, "failed", problem.slug, None, 0,
+                                                       problem.body()))
+                raise
+            return await self._answer(key, payment_id, payment, outcome, start_ns, started)
         finally:
             del self._inflight_keys[key]
             self.resolver.inflight_payments.discard(payment_id)
             self.stats.inflight -= 1
-        return self._answer(key, payment_id, payment, outcome, start_ns, started)
 
-    def _answer(self, key: str, payment_id: str, payment: PaymentRequest, outcome: Outcome,
-                start_ns: int, started: float) -> web.Response:
+    async def _answer(self, key: str, payment_id: str, payment: PaymentRequest, outcome: Outcome,
+                      start_ns: int, started: float) -> web.Response:
         body: dict[str, Any] = {
             "id": payment_id, "status": outcome.status, "code": outcome.code,
             "provider": outcome.provider, "attempts": outcome.attempts,
@@ -217,10 +223,13 @@ class Gateway:
                          "detail": f"no provider could answer ({outcome.code})",
                          "payment_status": "failed"})
             body["status"] = http_status
-        encoded = json.dumps(body).encode()
-        stored_body = dict(body, status=outcome.status)
-        self.ledger.finish_payment(payment_id, outcome.status, outcome.code, outcome.provider,
-                                   outcome.attempts, stored_body)
+        text = json.dumps(body)
+        # The ledger keeps the payment's own status ("failed"), not the HTTP status.
+        stored = json.dumps(dict(body, status=outcome.status)) if outcome.status == "failed" else text
+        # Durable before the customer hears the answer: what they were told is never lost.
+        await durable(self.ledger.stage_finish(payment_id, outcome.status, outcome.code,
+                                               outcome.provider, outcome.attempts, stored))
+        encoded = text.encode()
         if outcome.status != "failed":
             self._remember(key, payment.fingerprint, encoded)
         self.stats.count_payment(payment.method, outcome.status, time.monotonic() - started)

@@ -15,12 +15,15 @@ never saw it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from paystab.stack.group_commit import GroupCommit, Statement
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
@@ -57,6 +60,9 @@ CREATE INDEX IF NOT EXISTS payments_status ON payments(status);
 
 FINAL_STATUSES = ("approved", "declined", "pending")
 
+# What a staged write returns: await it for durability (None when no event loop runs).
+Commit = asyncio.Future[None] | None
+
 
 @dataclass(frozen=True)
 class StoredPayment:
@@ -81,7 +87,16 @@ class AttemptRow:
 
 
 class GatewayLedger:
-    """Synchronous and small on purpose: each call is one short transaction."""
+    """Small on purpose: a few statements per payment, written through a group commit.
+
+    Two ways to write. The gateway's hot path *stages* its writes (``begin_payment``,
+    ``stage_intent``, ...) and awaits the returned future only where durability matters:
+    before a provider is called and before the customer is answered (see
+    ``group_commit``). Everything else (the resolver, tools) calls the plain methods, which
+    commit at once after whatever is staged. Reads flush what is staged first, except
+    :meth:`find_by_key`, which the gateway calls for keys that cannot have staged writes (a
+    key with writes in flight is in the gateway's in-flight table until they are durable).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -91,12 +106,22 @@ class GatewayLedger:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        self.commits = GroupCommit(self.db)
 
     def close(self) -> None:
+        self.commits.flush()
         self.db.close()
 
-    # -- payments ---------------------------------------------------------------------
+    def flush(self) -> None:
+        """Commit every staged write now."""
+        self.commits.flush()
+
+    def _now(self, owner: str, statements: list[Statement]) -> None:
+        self.commits.write_now(owner, statements)
+
+    # -- reads ------------------------------------------------------------------------
     def find_by_key(self, idempotency_key: str) -> StoredPayment | None:
+        """Committed state only (no flush): see the class docstring for why that is enough."""
         row = self.db.execute(
             "SELECT id, idempotency_key, fingerprint, status, response, attempts "
             "FROM payments WHERE idempotency_key = ?", (idempotency_key,),
@@ -104,6 +129,7 @@ class GatewayLedger:
         return self._payment(row)
 
     def find_by_id(self, payment_id: str) -> StoredPayment | None:
+        self.commits.flush()
         row = self.db.execute(
             "SELECT id, idempotency_key, fingerprint, status, response, attempts "
             "FROM payments WHERE id = ?", (payment_id,),
@@ -117,60 +143,8 @@ class GatewayLedger:
         return StoredPayment(row[0], row[1], row[2], row[3],
                              json.loads(row[4]) if row[4] else None, row[5])
 
-    def create_payment(self, payment_id: str, idempotency_key: str, fingerprint: str,
-                       amount: int, currency: str, method: str, country: str) -> None:
-        now = time.time()
-        self.db.execute(
-            "INSERT INTO payments (id, idempotency_key, fingerprint, status, amount, currency,"
-            " method, country, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (payment_id, idempotency_key, fingerprint, "processing", amount, currency, method,
-             country, now, now),
-        )
-
-    def restart_payment(self, payment_id: str) -> None:
-        """A failed payment retried by the customer with the same key runs again."""
-        self.db.execute(
-            "UPDATE payments SET status='processing', updated_at=? WHERE id=?",
-            (time.time(), payment_id),
-        )
-
-    def finish_payment(self, payment_id: str, status: str, code: str, provider: str | None,
-                       attempts: int, response: dict[str, Any],
-                       attempt: tuple[int, str, str | None] | None = None) -> None:
-        """Final payment state, and the deciding attempt's state, in one transaction."""
-        now = time.time()
-        with self.db:
-            self.db.execute("BEGIN")
-            if attempt is not None:
-                n, state, provider_ref = attempt
-                self.db.execute(
-                    "UPDATE attempts SET state=?, code=?, provider_ref=?, ended_at=? "
-                    "WHERE payment_id=? AND n=?",
-                    (state, code, provider_ref, now, payment_id, n),
-                )
-            self.db.execute(
-                "UPDATE payments SET status=?, code=?, provider=?, attempts=?, response=?, "
-                "updated_at=? WHERE id=?",
-                (status, code, provider, attempts, json.dumps(response), now, payment_id),
-            )
-
-    # -- attempts ---------------------------------------------------------------------
-    def record_attempt_intent(self, payment_id: str, n: int, provider: str, key: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO attempts (payment_id, n, provider, provider_key, state, "
-            "started_at) VALUES (?,?,?,?,?,?)",
-            (payment_id, n, provider, key, "sent", time.time()),
-        )
-
-    def update_attempt(self, payment_id: str, n: int, state: str, code: str | None,
-                       provider_ref: str | None) -> None:
-        self.db.execute(
-            "UPDATE attempts SET state=?, code=?, provider_ref=COALESCE(?, provider_ref), "
-            "ended_at=? WHERE payment_id=? AND n=?",
-            (state, code, provider_ref, time.time(), payment_id, n),
-        )
-
     def attempts_in(self, states: tuple[str, ...]) -> list[AttemptRow]:
+        self.commits.flush()
         marks = ",".join("?" * len(states))
         rows = self.db.execute(
             f"SELECT payment_id, n, provider, provider_key, state, code, provider_ref, started_at"
@@ -179,6 +153,7 @@ class GatewayLedger:
         return [AttemptRow(*r) for r in rows]
 
     def attempts_of(self, payment_id: str) -> list[AttemptRow]:
+        self.commits.flush()
         rows = self.db.execute(
             "SELECT payment_id, n, provider, provider_key, state, code, provider_ref, started_at"
             " FROM attempts WHERE payment_id=? ORDER BY n", (payment_id,),
@@ -186,13 +161,108 @@ class GatewayLedger:
         return [AttemptRow(*r) for r in rows]
 
     def payments_in(self, statuses: tuple[str, ...]) -> list[str]:
+        self.commits.flush()
         marks = ",".join("?" * len(statuses))
         return [r[0] for r in self.db.execute(
             f"SELECT id FROM payments WHERE status IN ({marks})", statuses)]
 
     def payment_status(self, payment_id: str) -> str | None:
+        self.commits.flush()
         row = self.db.execute("SELECT status FROM payments WHERE id=?", (payment_id,)).fetchone()
         return str(row[0]) if row else None
+
+    # -- staged writes (the gateway's hot path) -----------------------------------------
+    def begin_payment(self, payment_id: str, idempotency_key: str, fingerprint: str,
+                      amount: int, currency: str, method: str, country: str) -> None:
+        """Stage a new ``processing`` payment; durable with the first attempt's intent."""
+        self.commits.stage(payment_id, [
+            _new_payment(payment_id, idempotency_key, fingerprint, amount, currency, method, country)],
+            wait=False)
+
+    def stage_restart(self, payment_id: str) -> None:
+        """A failed payment retried by the customer with the same key runs again."""
+        self.commits.stage(payment_id, [(
+            "UPDATE payments SET status='processing', updated_at=? WHERE id=?",
+            (time.time(), payment_id),
+        )], wait=False)
+
+    def stage_intent(self, payment_id: str, n: int, provider: str, key: str) -> Commit:
+        """Stage attempt ``n``'s intent; await it before the provider is called."""
+        return self.commits.stage(payment_id, [_intent(payment_id, n, provider, key)])
+
+    def stage_attempt_result(self, payment_id: str, n: int, state: str, code: str | None,
+                             provider_ref: str | None) -> None:
+        """Stage an attempt's outcome; durable with the payment's next awaited write."""
+        self.commits.stage(payment_id, [_attempt_result(payment_id, n, state, code, provider_ref)],
+                           wait=False)
+
+    def stage_finish(self, payment_id: str, status: str, code: str, provider: str | None,
+                     attempts: int, response: dict[str, Any] | str) -> Commit:
+        """Stage the final state; await it before the customer is answered."""
+        return self.commits.stage(payment_id, [_finish(payment_id, status, code, provider, attempts, response)])
+
+    # -- immediate writes (resolver, tools) --------------------------------------------
+    def create_payment(self, payment_id: str, idempotency_key: str, fingerprint: str,
+                       amount: int, currency: str, method: str, country: str) -> None:
+        self._now(payment_id, [
+            _new_payment(payment_id, idempotency_key, fingerprint, amount, currency, method, country)])
+
+    def finish_payment(self, payment_id: str, status: str, code: str, provider: str | None,
+                       attempts: int, response: dict[str, Any],
+                       attempt: tuple[int, str, str | None] | None = None) -> None:
+        """Final payment state, and the deciding attempt's state, in one transaction."""
+        statements: list[Statement] = []
+        if attempt is not None:
+            n, state, provider_ref = attempt
+            statements.append((
+                "UPDATE attempts SET state=?, code=?, provider_ref=?, ended_at=? "
+                "WHERE payment_id=? AND n=?",
+                (state, code, provider_ref, time.time(), payment_id, n),
+            ))
+        statements.append(_finish(payment_id, status, code, provider, attempts, response))
+        self._now(payment_id, statements)
+
+    def record_attempt_intent(self, payment_id: str, n: int, provider: str, key: str) -> None:
+        self._now(payment_id, [_intent(payment_id, n, provider, key)])
+
+    def update_attempt(self, payment_id: str, n: int, state: str, code: str | None,
+                       provider_ref: str | None) -> None:
+        self._now(payment_id, [_attempt_result(payment_id, n, state, code, provider_ref)])
+
+
+
+async def durable(commit: Commit) -> None:
+    """Wait until a staged write (and every write staged before it) is committed."""
+    if commit is not None:
+        await commit
+
+
+def _new_payment(payment_id: str, idempotency_key: str, fingerprint: str, amount: int, currency: str,
+                 method: str, country: str) -> Statement:
+    now = time.time()
+    return ("INSERT INTO payments (id, idempotency_key, fingerprint, status, amount, currency,"
+            " method, country, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (payment_id, idempotency_key, fingerprint, "processing", amount, currency, method,
+             country, now, now))
+
+
+def _intent(payment_id: str, n: int, provider: str, key: str) -> Statement:
+    return ("INSERT OR REPLACE INTO attempts (payment_id, n, provider, provider_key, state, "
+            "started_at) VALUES (?,?,?,?,?,?)", (payment_id, n, provider, key, "sent", time.time()))
+
+
+def _attempt_result(payment_id: str, n: int, state: str, code: str | None,
+                    provider_ref: str | None) -> Statement:
+    return ("UPDATE attempts SET state=?, code=?, provider_ref=COALESCE(?, provider_ref), "
+            "ended_at=? WHERE payment_id=? AND n=?",
+            (state, code, provider_ref, time.time(), payment_id, n))
+
+
+def _finish(payment_id: str, status: str, code: str, provider: str | None, attempts: int,
+            response: dict[str, Any] | str) -> Statement:
+    text = response if isinstance(response, str) else json.dumps(response)
+    return ("UPDATE payments SET status=?, code=?, provider=?, attempts=?, response=?, "
+            "updated_at=? WHERE id=?", (status, code, provider, attempts, text, time.time(), payment_id))
 
 
 def read_gateway_ledger(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -19,6 +19,12 @@ from paystab.stack.dialects.base import Card
 MAX_BODY_BYTES = 64 * 1024
 MAX_AMOUNT = 10**9
 PROBLEM_TYPE = "https://paystab.dev/problems/"
+KNOWN_FIELDS = frozenset({"amount", "currency", "method", "country", "card", "wallet", "customer_id",
+                          "description", "metadata"})
+_CURRENCY_SET = frozenset(CURRENCIES)
+_METHOD_SET = frozenset(METHODS)
+_COUNTRY_SET = frozenset(COUNTRIES)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # for the fingerprint
 
 
 class RequestProblem(Exception):
@@ -84,12 +90,12 @@ def _str(body: dict[str, Any], key: str, path: str | None = None, required: bool
     return value
 
 
-def _choice(body: dict[str, Any], key: str, allowed: tuple[str, ...], upper: bool = False) -> str:
+def _choice(body: dict[str, Any], key: str, allowed: tuple[str, ...], allowed_set: frozenset[str]) -> str:
+    value = body.get(key)
+    if type(value) is str and value in allowed_set:  # the common case, cheaply
+        return value
     value = _str(body, key)
-    assert value is not None
-    if (value.upper() if upper else value) != value or value not in allowed:
-        raise invalid(key, f"expected one of {', '.join(allowed)}, got {value!r}")
-    return value
+    raise invalid(key, f"expected one of {', '.join(allowed)}, got {value!r}")
 
 
 def parse_payment(raw: bytes, content_type: str | None) -> PaymentRequest:
@@ -106,15 +112,13 @@ def parse_payment(raw: bytes, content_type: str | None) -> PaymentRequest:
         raise RequestProblem(400, "malformed-json", "Malformed JSON", f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise RequestProblem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
-    known = {"amount", "currency", "method", "country", "card", "wallet", "customer_id",
-             "description", "metadata"}
-    for key in body:
-        if key not in known:
-            raise invalid(str(key), "unknown field; known: " + ", ".join(sorted(known)))
+    if not body.keys() <= KNOWN_FIELDS:
+        unknown = next(str(k) for k in body if k not in KNOWN_FIELDS)
+        raise invalid(unknown, "unknown field; known: " + ", ".join(sorted(KNOWN_FIELDS)))
     amount = _int(body, "amount", 1, MAX_AMOUNT)
-    currency = _choice(body, "currency", CURRENCIES)
-    method = _choice(body, "method", METHODS)
-    country = _choice(body, "country", COUNTRIES)
+    currency = _choice(body, "currency", CURRENCIES, _CURRENCY_SET)
+    method = _choice(body, "method", METHODS, _METHOD_SET)
+    country = _choice(body, "country", COUNTRIES, _COUNTRY_SET)
     customer_id = _str(body, "customer_id", required=False)
     if customer_id is not None and len(customer_id) > 255:
         raise invalid("customer_id", "at most 255 characters")
@@ -148,7 +152,7 @@ def parse_payment(raw: bytes, content_type: str | None) -> PaymentRequest:
         wallet_brand = brand
     elif body.get("wallet") is not None:
         raise invalid("wallet", f"only for method=wallet, not {method}")
-    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    fingerprint = hashlib.sha256(_CANONICAL.encode(body).encode()).hexdigest()
     return PaymentRequest(amount, currency, method, country, card, wallet_brand, customer_id, fingerprint)
 
 

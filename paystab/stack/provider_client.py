@@ -62,9 +62,17 @@ class ProviderClient:
         host, _, port = host_port.rpartition(":")
         self.server_address = host or host_port
         self.server_port = int(port) if port.isdigit() else 80
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, timeout_s: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(timeout_s)
+        if timeout is None:  # a handful of distinct values: response, look-up, void
+            timeout = self._timeouts[timeout_s] = aiohttp.ClientTimeout(
+                total=timeout_s, sock_connect=self.connect_timeout_s)
+        return timeout
 
     async def send(self, call: HttpCall, timeout_s: float) -> tuple[int, str, bytes]:
-        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.connect_timeout_s)
+        timeout = self._timeout(timeout_s)
         try:
             async with self.session.request(
                 call.method, self.base_url + call.path, data=call.body or None,

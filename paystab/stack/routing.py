@@ -22,6 +22,8 @@ from paystab.collector.stats import ProviderStats
 from paystab.stack.catalog import BreakerSettings, ProviderSpec, RoutingSettings
 
 GOOD_LATENCY_S = 0.2
+# How long the slow-moving part of a health score is reused (see Route.score).
+SCORE_TTL_S = 0.025
 
 
 class Breaker:
@@ -159,8 +161,26 @@ class Route:
     health: HealthWindow
     latency: LatencyEstimate
     drained: bool = False
+    _base: float = 1.0
+    _suspect_after_s: float = 0.3
+    _base_at: float = float("-inf")
 
     def score(self, settings: RoutingSettings, now: float) -> float:
+        """The health score, 0..1; asked per payment, so the slow-moving part is cached.
+
+        Success rate (declines excluded), latency and fee move slowly and are recomputed at
+        most every ``SCORE_TTL_S`` (a failure recomputes them at once); the in-flight-age
+        suspicion is checked fresh every time.
+        """
+        if now - self._base_at > SCORE_TTL_S:
+            self._refresh(settings, now)
+        # A provider that holds an attempt far longer than usual has likely stopped
+        # answering: route around it before its timeouts start to count.
+        if self.stats.inflight and self.stats.oldest_inflight_age_s(now) > self._suspect_after_s:
+            return self._base * 0.05
+        return self._base
+
+    def _refresh(self, settings: RoutingSettings, now: float) -> None:
         success, _ = self.health.rates(now)
         # Failure ratios up to the normal level (the seeds alert only above 1 %) are all
         # healthy: without this tolerance a handful of failures would outweigh the fee
@@ -172,13 +192,13 @@ class Route:
         slow = min(1.0, max(0.0, latency_s - GOOD_LATENCY_S) / 1.0)
         latency_penalty = slow * settings.latency_weight
         fee_penalty = min(1.0, self.spec.fee_bps / 500.0) * settings.fee_weight
-        score = success * (1.0 - latency_penalty) * (1.0 - fee_penalty)
-        # A provider that holds an attempt far longer than usual has likely stopped
-        # answering: route around it before its timeouts start to count.
-        suspect_after_s = max(0.3, 8.0 * latency_s)
-        if self.stats.oldest_inflight_age_s(now) > suspect_after_s:
-            score *= 0.05
-        return score
+        self._base = success * (1.0 - latency_penalty) * (1.0 - fee_penalty)
+        self._suspect_after_s = max(0.3, 8.0 * latency_s)
+        self._base_at = now
+
+    def invalidate(self) -> None:
+        """Recompute the cached part of the score on the next ask."""
+        self._base_at = float("-inf")
 
 
 class Router:
@@ -192,13 +212,23 @@ class Router:
             for s in specs
         }
         self._rng = random.Random(seed)
+        # Which providers can take a kind of payment never changes while the gateway runs.
+        self._able: dict[tuple[str, str, str, str | None], tuple[Route, ...]] = {}
+
+    def _able_for(self, method: str, currency: str, country: str, brand: str | None) -> tuple[Route, ...]:
+        kind = (method, currency, country, brand)
+        able = self._able.get(kind)
+        if able is None:
+            able = tuple(r for r in self.routes.values() if r.spec.supports(method, currency, country, brand))
+            if len(self._able) < 4096:  # bounded: kinds come from validated fields, but still
+                self._able[kind] = able
+        return able
 
     def candidates(self, method: str, currency: str, country: str, brand: str | None,
                    exclude: set[str]) -> list[Route]:
         """Providers to try in order. Empty when none can take the payment at all."""
         now = time.monotonic()
-        able = [r for r in self.routes.values()
-                if r.spec.name not in exclude and r.spec.supports(method, currency, country, brand)]
+        able = [r for r in self._able_for(method, currency, country, brand) if r.spec.name not in exclude]
         if not able:
             return []
         usable = [r for r in able if not r.drained and r.breaker.allows(now)]
@@ -208,7 +238,8 @@ class Router:
             # Everything drained or open: degrade to whatever can take it, best first,
             # rather than refuse the customer outright.
             pool = [r for r in able if r.breaker.state != "open"] or able
-        scored = sorted(pool, key=lambda r: r.score(self.settings, now), reverse=True)
+        settings = self.settings
+        scored = sorted(pool, key=lambda r: r.score(settings, now), reverse=True)
         if len(scored) > 1 and self._rng.random() < self.settings.exploration_share:
             pick = self._rng.randrange(1, len(scored))
             scored.insert(0, scored.pop(pick))
@@ -223,8 +254,9 @@ class Router:
             route.health.record(ok, latency_s, now)
         if ok:
             route.latency.observe(latency_s, now)
+        elif counts_against:
+            route.invalidate()  # a failure re-ranks at once
         route.stats.breaker_state = route.breaker.state
-        route.stats.health_score = round(route.score(self.settings, now), 4)
 
     def refresh_gauges(self) -> None:
         now = time.monotonic()
