@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ CREATE INDEX IF NOT EXISTS payments_status ON payments(status);
 """
 
 FINAL_STATUSES = ("approved", "declined", "pending")
+log = logging.getLogger(__name__)
 
 # What a staged write returns: await it for durability (None when no event loop runs).
 Commit = asyncio.Future[None] | None
@@ -86,6 +89,55 @@ class AttemptRow:
     started_at: float
 
 
+class WalCheckpointer:
+    """Copies the WAL back into the database file, on a thread of its own.
+
+    SQLite's automatic checkpoint runs inside whichever COMMIT crosses its threshold and
+    syncs the database file: on the gateway's event loop that stalls every payment in flight
+    for a disk sync, every few dozen commits. So the gateway's connection never checkpoints;
+    this thread does, every ``interval_s``, on its own connection. A PASSIVE checkpoint never
+    blocks the writer (and is one statement: the thread holds the GIL only to start it), but
+    under constant writes it never catches up with the end of the log, so the log would
+    grow without end. Once it holds more than ``restart_frames`` frames, a RESTART
+    checkpoint follows the PASSIVE one: it copies the few frames written meanwhile and makes
+    the next transaction write the log from its start. The writer waits for that short
+    remainder only (its busy timeout covers it).
+    """
+
+    def __init__(self, path: Path, interval_s: float = 0.25, restart_frames: int = 4096) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.restart_frames = restart_frames
+        self.checkpoints = 0
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        try:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    self._checkpoint(db)
+                except sqlite3.Error as exc:  # retried next interval; the log only grows meanwhile
+                    log.warning("ledger checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        _busy, log_frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        if log_frames > self.restart_frames:
+            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            self.restarts += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class GatewayLedger:
     """Small on purpose: a few statements per payment, written through a group commit.
 
@@ -106,10 +158,14 @@ class GatewayLedger:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        # Checkpoints run on a thread of their own (see WalCheckpointer), never in a COMMIT.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
         self.commits = GroupCommit(self.db)
+        self.checkpointer = WalCheckpointer(self.path)
 
     def close(self) -> None:
         self.commits.flush()
+        self.checkpointer.stop()
         self.db.close()
 
     def flush(self) -> None:
