@@ -102,6 +102,9 @@ class RedactingSpanExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+_JSONL = json.JSONEncoder(default=str)
+
+
 class JsonlSpanExporter(SpanExporter):
     """Appends one JSON object per span to a file."""
 
@@ -115,7 +118,7 @@ class JsonlSpanExporter(SpanExporter):
         lines = []
         for s in spans:
             parent = s.parent
-            lines.append(json.dumps({
+            lines.append(_JSONL.encode({
                 "name": s.name,
                 "trace_id": f"{s.context.trace_id:032x}" if s.context else None,
                 "span_id": f"{s.context.span_id:016x}" if s.context else None,
@@ -125,7 +128,7 @@ class JsonlSpanExporter(SpanExporter):
                 "end_time_ns": s.end_time,
                 "status": s.status.status_code.name,
                 "attributes": dict(s.attributes or {}),
-            }, default=str))
+            }))
         with self._lock:
             self._fh.write("\n".join(lines) + "\n")
             self._fh.flush()

@@ -105,8 +105,7 @@ class Gateway:
         routing = self.settings.routing
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=512, keepalive_timeout=30,
                                          socket_factory=abortive_socket)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                             skip_auto_headers=("User-Agent",))
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         clients = {
             name: ProviderClient(ep, get_dialect(ep.dialect), self.session,
                                  routing.connect_timeout_ms / 1000.0)
