@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks gateway")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk duration per measurement")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
 
