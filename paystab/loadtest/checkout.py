@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import gevent
 
@@ -42,8 +42,7 @@ class CheckoutResult:
     latency_ms: float
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptVerdict:
+class AttemptVerdict(NamedTuple):
     outcome: str
     status: str
     code: str

@@ -44,6 +44,10 @@ class UserSlot:
         self.scheduled_at = 0.0
         self.issued_at = 0.0
 
+    def wake(self) -> None:
+        """An arrival was handed to this slot (``seq``, ``scheduled_at`` are set)."""
+        self.event.set()
+
 
 class ArrivalPacer:
     """Issues ``∫ share·rate_fn`` arrivals over ``duration_s`` from ``start_at`` (epoch s).
@@ -73,6 +77,10 @@ class ArrivalPacer:
         self.arrivals_done = Event()
         self._stop = False
         self._greenlet: gevent.Greenlet | None = None
+        self._mono0: float | None = None  # the run's t=0 (monotonic), once started
+        self._cum = 0.0  # ∫ rate dt so far, plus the phase offset
+        self._prev_t = 0.0
+        self._prev_rate = 0.0
 
     # -- scheduler -------------------------------------------------------------------
     def start(self) -> None:
@@ -100,29 +108,52 @@ class ArrivalPacer:
         delay = self.start_at - time.time()
         if delay > 0:
             gevent.sleep(delay)
-        self.started_epoch = epoch0 = time.time()
-        self.cpu_start_s = process_cpu_s()
-        mono0 = time.monotonic()
-        cum = self._offset
-        prev_t = 0.0
-        prev_rate = self._rate(0.0)
+        self._begin()
         try:
             while not self._stop:
-                t = min(time.monotonic() - mono0, self.duration_s)
-                rate = self._rate(t)
-                new_cum = cum + (prev_rate + rate) / 2.0 * (t - prev_t)
-                # an arrival due exactly at the end (give or take rounding) is not this run's
-                due = int(new_cum - (1e-3 if t >= self.duration_s else 0.0)) - self.issued
-                if due > 0:
-                    self._issue(due, epoch0, prev_t, t, cum, new_cum)
-                cum, prev_t, prev_rate = new_cum, t, rate
-                if t >= self.duration_s:
+                wait = self.tick()
+                if wait is None:
                     break
-                need = self.issued + 1 - cum
-                wait = need / rate if rate > 0 else MAX_SLEEP_S
-                gevent.sleep(min(max(wait, MIN_SLEEP_S), MAX_SLEEP_S))
+                gevent.sleep(wait)
         finally:
             self._finish()
+
+    def _begin(self) -> None:
+        self.started_epoch = time.time()
+        self.cpu_start_s = process_cpu_s()
+        self._mono0 = time.monotonic()
+        self._cum = self._offset
+        self._prev_t = 0.0
+        self._prev_rate = self._rate(0.0)
+
+    @property
+    def running(self) -> bool:
+        """Started and still issuing arrivals."""
+        return self._mono0 is not None and not self.arrivals_done.is_set()
+
+    def tick(self) -> float | None:
+        """Issue every arrival due by now; returns seconds until the next is due, or None
+        once the run's last arrival is issued. The pacer's own greenlet calls this on its
+        clock; an event-driven client may call it whenever a user falls idle, so an arrival
+        due between two clock ticks is issued without waiting for the next one."""
+        if self._mono0 is None or self._stop or self.arrivals_done.is_set():
+            return None
+        t = min(time.monotonic() - self._mono0, self.duration_s)
+        rate = self._rate(t)
+        cum, prev_t = self._cum, self._prev_t
+        new_cum = cum + (self._prev_rate + rate) / 2.0 * (t - prev_t)
+        # an arrival due exactly at the end (give or take rounding) is not this run's
+        due = int(new_cum - (1e-3 if t >= self.duration_s else 0.0)) - self.issued
+        if due > 0:
+            assert self.started_epoch is not None
+            self._issue(due, self.started_epoch, prev_t, t, cum, new_cum)
+        self._cum, self._prev_t, self._prev_rate = new_cum, t, rate
+        if t >= self.duration_s:
+            self._finish()
+            return None
+        need = self.issued + 1 - new_cum
+        wait = need / rate if rate > 0 else MAX_SLEEP_S
+        return min(max(wait, MIN_SLEEP_S), MAX_SLEEP_S)
 
     def _rate(self, t: float) -> float:
         return max(self.rate_fn(t), 0.0) * self.share
@@ -145,7 +176,7 @@ class ArrivalPacer:
             slot.scheduled_at = epoch0 + t0 + min(max(frac, 0.0), 1.0) * (t1 - t0)
             slot.issued_at = now
             self.inflight[seq] = now
-            slot.event.set()
+            slot.wake()
         self.issued += due
 
     # -- the users' side -------------------------------------------------------------

@@ -19,16 +19,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 OUTCOMES = ("approved", "declined", "pending", "failed")
 DROP_TICK_S = 0.1  # dropped arrivals are counted per 100 ms tick (key = int(epoch / tick))
 ANSWERED = frozenset({"approved", "declined", "pending"})
 
 
-@dataclass(frozen=True, slots=True)
-class CheckoutRecord:
-    """What one customer experienced. Never holds a card number."""
+class CheckoutRecord(NamedTuple):
+    """What one customer experienced. Never holds a card number.
+
+    A named tuple rather than a dataclass: the generator makes one per checkout at tens of
+    thousands per second, and a tuple is built in a fraction of the time.
+    """
 
     started_at: float  # wall clock (epoch s) when the checkout began
     method: str

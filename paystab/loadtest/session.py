@@ -27,6 +27,7 @@ from gevent.event import Event
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from paystab.loadtest.engine import CheckoutEngine
 from paystab.loadtest.mix import PaymentFactory
 from paystab.loadtest.pacing import ArrivalPacer, process_cpu_s
 from paystab.loadtest.plan import LoadPlan
@@ -72,6 +73,7 @@ class LoadSession:
         self.sink = sink if sink is not None else RecordSink()
         self.profile: Profile | None = plan.make_profile() if plan is not None else None
         self.pacer: ArrivalPacer | None = None
+        self.engine: CheckoutEngine | None = None  # made by the first user of an http:// target
         self.factory: PaymentFactory | None = None
         self.stream = 0
         self.share_count = 1

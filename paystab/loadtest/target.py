@@ -10,6 +10,7 @@ gateway answering 404) is fine: it answered.
 
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +44,13 @@ def resolve_target(target: str | None, ready_file: str | Path | None) -> str:
     return target.rstrip("/")
 
 
+# Like the load itself (transport.py), the check does not verify certificates: staging
+# stacks use self-signed ones, and what is asked here is "does it answer", not "is it you".
+_UNVERIFIED = ssl.create_default_context()
+_UNVERIFIED.check_hostname = False
+_UNVERIFIED.verify_mode = ssl.CERT_NONE
+
+
 def check_reachable(target_url: str, timeout_s: float = 5.0, patience_s: float = 15.0) -> None:
     """GET /healthz; unreachable, refusing or 5xx → EnvironmentProblem (exit 4).
 
@@ -53,7 +61,7 @@ def check_reachable(target_url: str, timeout_s: float = 5.0, patience_s: float =
     deadline = time.monotonic() + patience_s
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            with urllib.request.urlopen(url, timeout=timeout_s, context=_UNVERIFIED) as resp:
                 resp.read(1024)
             return
         except urllib.error.HTTPError as exc:

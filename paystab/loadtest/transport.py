@@ -12,13 +12,19 @@ default, certificates are not verified (staging stacks use self-signed ones).
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.ssl
 from geventhttpclient import HTTPClient
 from geventhttpclient._parser import HTTPParseError
 
 from paystab.loadtest.checkout import Reply
+
+
+def _unverified_context(*_args: Any, **_kwargs: Any) -> Any:
+    return gevent.ssl._create_unverified_context()
 
 
 class DirectTransport:
@@ -26,7 +32,10 @@ class DirectTransport:
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.prefix = urlsplit(base_url).path.rstrip("/")
+        # insecure=True alone only skips the host name check; the unverified context is what
+        # accepts a self-signed certificate (Locust's FastHttpSession does the same).
         self.client = HTTPClient.from_url(base_url, concurrency=1, insecure=True,
+                                          ssl_context_factory=_unverified_context,
                                           connection_timeout=timeout_s,
                                           network_timeout=timeout_s)
 

@@ -1,8 +1,12 @@
 """The checkout user: waits for an arrival, pays, records what the customer saw.
 
-A FastHttpUser (host, timeouts and Locust's statistics work as usual) whose attempts go
-through :class:`DirectTransport` — its own geventhttpclient connection — and are reported
-to Locust's request event under ``POST /v1/payments [method]``.
+A FastHttpUser (host, timeouts and Locust's statistics work as usual). Against an
+``http://`` target each user owns a lane of the process's event-driven engine
+(``engine.py``): the engine sends and reads for every user from one greenlet, and the user's
+own greenlet only waits to be stopped. Against ``https://`` each user drives its own
+geventhttpclient connection (:class:`DirectTransport`) and reports every attempt to
+Locust's request event. Either way attempts appear in Locust's statistics under
+``POST /v1/payments [method]``.
 
 Users form the pool the pacer hands arrivals to. Waiting for an arrival happens inside
 Locust's ``wait_time`` — i.e. in Locust's *waiting* state — so stopping a run never waits
@@ -16,10 +20,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gevent.event import Event
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
 from paystab.loadtest.checkout import perform_checkout
+from paystab.loadtest.engine import CheckoutEngine, Lane
 from paystab.loadtest.pacing import UserSlot
 from paystab.loadtest.records import CheckoutRecord
 from paystab.loadtest.session import LoadSession, session_for
@@ -39,7 +45,13 @@ class CheckoutUser(FastHttpUser):
         super().__init__(environment)
         self._session: LoadSession = session
         self._slot = UserSlot()
-        self._transport = DirectTransport(str(self.host), timeout_s)
+        self._lane: Lane | None = None
+        self._transport: DirectTransport | None = None
+        if str(self.host).startswith("http://"):
+            if session.engine is None:
+                session.engine = CheckoutEngine(session, str(self.host))
+        else:
+            self._transport = DirectTransport(str(self.host), timeout_s)
         self._request_event = environment.events.request
 
     def _report(self, name: str, ms: float, length: int, error: BaseException | None) -> None:
@@ -47,10 +59,23 @@ class CheckoutUser(FastHttpUser):
                                  response_length=length, exception=error, context={},
                                  start_time=time.time() - ms / 1000.0, url=name)
 
+    def on_start(self) -> None:
+        if self._transport is None and self._session.engine is not None:
+            self._lane = self._session.engine.add_lane()
+
     def on_stop(self) -> None:
-        self._transport.close()
+        if self._lane is not None and self._session.engine is not None:
+            self._session.engine.retire(self._lane)
+            self._lane = None
+        if self._transport is not None:
+            self._transport.close()
 
     def wait_time(self) -> float:
+        if self._lane is not None:
+            # The engine works this user's lane; the greenlet waits (in Locust's *waiting*
+            # state, so a stop never waits for it) until Locust stops the user.
+            Event().wait()
+            return 0.0
         pacer = self._session.pacer
         if pacer is None:
             return 0.5  # no plan yet (a worker before the master's plan arrives)
@@ -70,6 +95,7 @@ class CheckoutUser(FastHttpUser):
         started = time.time()
         lag_ms = max(started - slot.scheduled_at, 0.0) * 1000.0
         finished = False
+        assert self._transport is not None
         try:
             payment = factory.payment(seq)
             key = f"{plan.run_id}-{session.stream}-{seq}"
