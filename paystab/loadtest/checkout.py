@@ -49,20 +49,30 @@ class AttemptVerdict(NamedTuple):
     retryable: bool
 
 
+_decode = json.JSONDecoder().decode
+_ANSWERS: dict[tuple[str, str], AttemptVerdict] = {}  # (status, code) → its verdict, made once
+
+
 def judge(http_status: int, body: bytes, error: BaseException | None) -> AttemptVerdict:
     """Classify one HTTP attempt (pure: tested without a network)."""
     if http_status == 0:
         return AttemptVerdict("failed", _error_label(error), "", True)
     if 200 <= http_status < 300:
         try:
-            data = json.loads(body)
-            status = data.get("status") if isinstance(data, dict) else None
-        except ValueError:
-            status = None
+            data = _decode(body.decode())
+        except ValueError:  # UnicodeDecodeError is one too
+            data = None
+        status = data.get("status") if isinstance(data, dict) else None
         if status in ANSWER_STATUSES:
+            assert isinstance(data, dict)
             code = data.get("code")
-            return AttemptVerdict(str(status), str(status),
-                                  str(code) if isinstance(code, str) else "", False)
+            key = (status, code if isinstance(code, str) else "")
+            verdict = _ANSWERS.get(key)
+            if verdict is None:
+                verdict = AttemptVerdict(status, status, key[1], False)
+                if len(_ANSWERS) < 1024:
+                    _ANSWERS[key] = verdict
+            return verdict
         return AttemptVerdict("failed", "malformed", "", True)
     retryable = http_status >= 500 or http_status in _RETRYABLE_4XX
     return AttemptVerdict("failed", f"http_{http_status}", "", retryable)

@@ -114,15 +114,20 @@ class ResponseReader:
                 raise MalformedResponse(f"bad Content-Length: {value[:20]!r}") from None
             if not 0 <= length <= MAX_BODY_BYTES:
                 raise MalformedResponse(f"Content-Length out of range: {length}")
-        value = _header(lower, lower, b"\r\ntransfer-encoding:")
-        chunked = value is not None and b"chunked" in value
-        value = _header(lower, lower, b"\r\nconnection:")
-        if value == b"close":
-            keep_alive = False
-        elif value == b"keep-alive":
-            keep_alive = True
-        value = _header(lower, head, b"\r\nretry-after:")
-        retry_after = value.decode("latin-1") if value is not None else None
+        chunked = False
+        if b"transfer-encoding:" in lower:
+            value = _header(lower, lower, b"\r\ntransfer-encoding:")
+            chunked = value is not None and b"chunked" in value
+        if b"connection:" in lower:
+            value = _header(lower, lower, b"\r\nconnection:")
+            if value == b"close":
+                keep_alive = False
+            elif value == b"keep-alive":
+                keep_alive = True
+        retry_after = None
+        if b"retry-after:" in lower:
+            value = _header(lower, head, b"\r\nretry-after:")
+            retry_after = value.decode("latin-1") if value is not None else None
         self._chunked = chunked
         if chunked:
             self._body_len = -1
