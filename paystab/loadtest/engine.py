@@ -55,12 +55,13 @@ class Lane(UserSlot):
     """One user's connection and the checkout on it (if any)."""
 
     __slots__ = ("attempt", "checkout_deadline", "currency", "engine", "fd", "key", "lag_ms", "method",
-                 "name", "out", "reader", "request", "resent", "retired", "reused", "sent_at", "sock",
-                 "started_wall", "state", "t0", "taken_seq", "token")
+                 "name", "out", "pacer", "reader", "request", "resent", "retired", "reused", "sent_at",
+                 "sock", "started_wall", "state", "t0", "taken_seq", "token")
 
     def __init__(self, engine: CheckoutEngine) -> None:
         super().__init__()
         self.engine = engine
+        self.pacer: ArrivalPacer | None = None  # the pacer whose arrival the lane is serving
         self.sock: Any = None
         self.fd = -1
         self.reader = ResponseReader()
@@ -134,8 +135,8 @@ class CheckoutEngine:
                 pacer.abandon(lane.seq)
         else:
             self.session.interrupted_checkouts += 1
-            if pacer is not None:
-                pacer.done(lane.taken_seq, lane.lag_ms)
+            if lane.pacer is not None:
+                lane.pacer.done(lane.taken_seq, lane.lag_ms)
             lane.state = IDLE
         lane.token += 1
         self._close(lane)
@@ -150,6 +151,7 @@ class CheckoutEngine:
         assert plan is not None and factory is not None
         seq = lane.taken_seq = lane.seq
         lane.seq = -1
+        lane.pacer = self._pacer
         payment = factory.payment(seq)
         now_wall = time.time()
         lane.started_wall = now_wall
@@ -321,11 +323,11 @@ class CheckoutEngine:
             lane.taken_seq))
         lane.state = IDLE
         lane.seq = -1
+        if lane.pacer is not None:
+            lane.pacer.done(lane.taken_seq, lane.lag_ms)
         pacer = self._pacer
-        if pacer is not None:
-            pacer.done(lane.taken_seq, lane.lag_ms)
-            if not lane.retired:
-                pacer.idle.append(lane)
+        if pacer is not None and not lane.retired:
+            pacer.idle.append(lane)
 
     def _report(self, name: str, ms: float, length: int, failure: str | None) -> None:
         events: Any = self.environment.events.request
