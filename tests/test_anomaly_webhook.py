@@ -104,3 +104,28 @@ def test_non_loopback_bind_needs_a_token() -> None:
         WebhookServer(FailoverController(GatewayAdmin("http://127.0.0.1:1")), host="0.0.0.0")
     actions, ignored = parse_payload(json.dumps(_payload("resolved")).encode())
     assert ignored == 0 and actions[0].provider == "card-alpha" and not actions[0].firing
+
+
+def test_metrics_count_the_alarm_and_the_decision(gateway: StackGateway) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = CollectorRegistry()
+    controller = FailoverController(GatewayAdmin(gateway.url, gateway.token), registry=registry)
+    server = WebhookServer(controller, registry=registry).start()
+    try:
+        code, _ = _post(server.url, json.dumps(_payload("firing")).encode())
+        assert code == 200
+        with urllib.request.urlopen(server.url + "/metrics", timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = response.read().decode()
+    finally:
+        server.stop()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("paystab_detections_total",
+                    (("detector", "alertmanager"), ("provider", "card-alpha")))] == 1
+    assert samples[("paystab_controller_actions_total",
+                    (("action", "drain"), ("provider", "card-alpha")))] == 1
+    assert samples[("paystab_detector_score",
+                    (("detector", "alertmanager"), ("provider", "card-alpha")))] == 1.0

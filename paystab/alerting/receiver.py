@@ -33,6 +33,8 @@ def _listen(text: str) -> tuple[str, int]:
 def serve(gateway_url: str, listen: str, token: str | None, detect: bool, interval_s: float,
           stop: threading.Event) -> None:
     """Run until ``stop`` is set; raise PaystabError on bad input or a busy port."""
+    from prometheus_client import CollectorRegistry
+
     from paystab.anomaly.admin_client import GatewayAdmin
     from paystab.anomaly.controller import FailoverController, FailoverEvent, watch
     from paystab.anomaly.webhook import WebhookServer
@@ -42,10 +44,13 @@ def serve(gateway_url: str, listen: str, token: str | None, detect: bool, interv
         print(json.dumps(event.to_json()), flush=True)
 
     host, port = _listen(listen)
-    controller = FailoverController(GatewayAdmin(gateway_url, token), on_event=announce)
+    registry = CollectorRegistry()  # served on /metrics: detections, decisions, scores
+    controller = FailoverController(GatewayAdmin(gateway_url, token), on_event=announce,
+                                    registry=registry)
     # on loopback Alertmanager needs no token; elsewhere it must send the same bearer token
     loopback = host in ("127.0.0.1", "::1", "localhost")
-    server = WebhookServer(controller, host, port, None if loopback else token).start()
+    server = WebhookServer(controller, host, port, None if loopback else token,
+                           registry=registry).start()
     print(json.dumps({"listening": server.url, "gateway": gateway_url, "detect": detect}),
           flush=True)
     try:

@@ -53,16 +53,22 @@ class ScrapeTarget:
         return urlsplit(self.url).path or "/metrics"
 
 
+FAILOVER_JOB = "paystab-failover"
+
+
 def scrape_targets_for(
-    endpoints: StackEndpoints, config: AlertingConfig | None = None
+    endpoints: StackEndpoints, config: AlertingConfig | None = None, failover_url: str | None = None,
 ) -> list[ScrapeTarget]:
-    """The gateway and provider ``/metrics`` of a running stack (from its ready file)."""
+    """The gateway and provider ``/metrics`` of a running stack (from its ready file), and
+    the failover receiver's (``failover_url``, its base URL) when one runs."""
     config = config or AlertingConfig()
     targets = []
     gateway = endpoints.metrics_url or endpoints.gateway_url.rstrip("/") + "/metrics"
     targets.append(ScrapeTarget(config.gateway_job, gateway))
     if endpoints.provider_metrics_url:
         targets.append(ScrapeTarget(config.providers_job, endpoints.provider_metrics_url))
+    if failover_url:
+        targets.append(ScrapeTarget(FAILOVER_JOB, failover_url.rstrip("/") + "/metrics"))
     return targets
 
 

@@ -140,9 +140,13 @@ class FailoverController:
 
     def drain(self, provider: str, detector: str, reason: str, at: float | None = None,
               wait_for_resolve: bool = False) -> FailoverEvent | None:
-        """Drain now (Alertmanager firing); answers the event recorded (drain or degrade)."""
+        """Drain now (Alertmanager firing); answers the event recorded (drain or degrade).
+
+        The alarm that asks for it is a detection too (score 1: at its rule's threshold), so
+        ``paystab_detections_total`` counts Alertmanager's alarms beside the detectors'."""
         with self._lock:
             now = self.clock() if at is None else at
+            self._record([Detection(provider, detector, now, 1.0, reason)])
             return self._drain(provider, detector, reason, now, wait_for_resolve)
 
     def resolve(self, provider: str, at: float | None = None) -> None:

@@ -9,6 +9,9 @@ healthy provider of a method), ``resolved`` makes it eligible for the half-open 
 the cool-down. Alerts without the label are counted and ignored. Answers ``200`` with what it
 did. With a token, requests need ``Authorization: Bearer <token>`` (Alertmanager's
 ``http_config.authorization``); without one the server only binds loopback addresses.
+Given the controller's registry, ``GET /metrics`` serves its detections, decisions and
+scores (``paystab_detections_total``, ``paystab_controller_actions_total``,
+``paystab_detector_score``) for Prometheus; ``GET /healthz`` answers ``{"ok": true}``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from paystab.anomaly.controller import FailoverController
 from paystab.exceptions import EnvironmentProblem, InvalidInput
@@ -90,8 +95,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("", "/healthz"):
+        path = self.path.split("?", 1)[0].rstrip("/")
+        registry = self.server.registry
+        if path in ("", "/healthz"):
             self._answer(200, {"ok": True})
+        elif path == "/metrics" and registry is not None:
+            # the controller's detections, decisions and scores, for Prometheus to scrape
+            raw = generate_latest(registry)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
         else:
             self._answer(404, {"error": "POST alerts to this server"})
 
@@ -129,12 +144,13 @@ class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, controller: FailoverController, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None) -> None:
+                 token: str | None = None, registry: CollectorRegistry | None = None) -> None:
         if not _is_loopback(host) and not token:
             raise InvalidInput(f"refusing to listen on {host} without a token",
                                field="--listen", expected="a loopback address, or a token")
         self.controller = controller
         self.token = token
+        self.registry = registry  # served on GET /metrics when given
         try:
             super().__init__((host, port), _Handler)
         except OSError as exc:

@@ -41,6 +41,7 @@ def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
     data = Path(stack.data_dir)
     handles: list[Any] = []
     am_url = None
+    failover_url = None
     if alertmanager:
         # Alertmanager → paystab's receiver (webhook + failover controller) → gateway admin API.
         receiver = runtime.start_receiver(endpoints.gateway_url, data / "receiver",
@@ -51,9 +52,10 @@ def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
         handles.append(am)
         am_url = am.url
         endpoints.extra["webhook_url"] = receiver.url + "/alerts"
+        failover_url = receiver.url
     from paystab.alerting.serverconfig import scrape_targets_for
 
-    prom = runtime.start_prometheus(scrape_targets=scrape_targets_for(endpoints),
+    prom = runtime.start_prometheus(scrape_targets=scrape_targets_for(endpoints, failover_url=failover_url),
                                     data_dir=data / "prometheus",
                                     alertmanager_url=am_url)
     handles.append(prom)
