@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,17 @@ def test_interrupt_without_signal_handlers(state: Path, sleeper: Sleeper) -> Non
 def test_cli_inject_without_duration_ends_cleanly_on_ctrl_c(state: Path,
                                                              sleeper: Sleeper) -> None:
     proc = _inject_cli(state, f"pid:{sleeper.pid}")
+    lines: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     wait_for(lambda: _stopped(sleeper), 20, "the fault")
+    # The fault takes effect before the command says it holds it: interrupt only once it has.
+    wait_for(lambda: any("until Ctrl-C" in line for line in lines), 20, "the hold message")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    proc.wait(timeout=20)
+    reader.join(timeout=5)
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert "until Ctrl-C" in err and "cleared" in err
     assert sleeper.state() != "T" and Journal().entries() == []
