@@ -120,6 +120,19 @@ def test_two_processes_add_up_to_what_the_gateway_saw(reference_stack: StackEndp
     assert gateway[("card", "approved")] > 0
 
 
+def wait_for_rate(endpoints: StackEndpoints, payments_per_s: float, timeout_s: float) -> None:
+    """Until the gateway answers at least ``payments_per_s`` (its counters, over ~1 s)."""
+    deadline = time.monotonic() + timeout_s
+    before, at = sum(payments_seen(endpoints).values()), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)  # the measuring interval
+        now_count, now = sum(payments_seen(endpoints).values()), time.monotonic()
+        if (now_count - before) / (now - at) >= payments_per_s:
+            return
+        before, at = now_count, now
+    raise AssertionError(f"the gateway never reached {payments_per_s}/s within {timeout_s} s")
+
+
 def _fault(admin_url: str, provider: str, method: str, body: dict[str, object] | None) -> None:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -146,11 +159,12 @@ def test_spike_windows_catch_a_fault_burst_the_run_hides(fresh_stack: RunningSta
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
-        time.sleep(15.0)  # ≈ t=13.5 s: inside the hold at the peak (start-up ~1.5 s)
+        # the burst goes in once the gateway sees the peak (the hold runs t = 12 … 32 s)
+        wait_for_rate(endpoints, 150.0, timeout_s=45.0)
         for name in konbini:  # every konbini / bank-transfer provider answers 500
             _fault(admin, name, "POST", {"type": "error_burst", "ratio": 1.0,
                                          "error": "server_error"})
-        time.sleep(10.0)
+        time.sleep(10.0)  # the burst lasts 10 s: two of the 5 s windows
     finally:
         for name in konbini:
             _fault(admin, name, "DELETE", None)

@@ -151,7 +151,12 @@ def test_stop_releases_hung_connections(tmp_path: Path) -> None:
             await Admin(session, running).add("t-echo", {"type": "hang"})
             client = DialectClient(session, running.endpoints["t-echo"])
             hung = asyncio.ensure_future(client.charge(card_charge("h"), timeout_s=30))
-            await asyncio.sleep(0.2)
+            # stop only once the provider holds the request (it counts the hang on arrival)
+            held = f'{SIM_REQUESTS_TOTAL}{{operation="charge",provider="t-echo",result="hang"}} 1.0'
+            deadline = time.monotonic() + 10.0
+            while held not in await _metrics(session, running):
+                assert time.monotonic() < deadline, "the hung charge never reached the provider"
+                await asyncio.sleep(0.01)
             started = time.monotonic()
             await running.stop()
             with pytest.raises(aiohttp.ClientError):

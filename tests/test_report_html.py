@@ -148,7 +148,9 @@ def test_renders_in_headless_chromium(tmp_path: Path) -> None:
     screenshot(html, png)
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 50_000
-    image = pytest.importorskip("PIL.Image").open(png).convert("RGB")
+    from PIL import Image  # pillow: a test dependency (pyproject [test])
+
+    image = Image.open(png).convert("RGB")
     assert image.size == (1280, 2400)
     colours = image.getcolors(maxcolors=1 << 20) or []
     assert len(colours) > 200  # text, charts and tables drawn, not a blank page
