@@ -415,6 +415,3 @@ class CheckoutEngine:
             self.stats.flush()
             for lane in list(by_fd.values()):
                 self._close(lane)
-
-    def flush_stats(self) -> None:
-        self.stats.flush()

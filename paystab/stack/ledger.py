@@ -108,7 +108,6 @@ class WalCheckpointer:
         self.path = path
         self.interval_s = interval_s
         self.restart_frames = restart_frames
-        self.checkpoints = 0
         self.restarts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
@@ -128,7 +127,6 @@ class WalCheckpointer:
 
     def _checkpoint(self, db: sqlite3.Connection) -> None:
         _busy, log_frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.checkpoints += 1
         if log_frames > self.restart_frames:
             db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             self.restarts += 1
@@ -167,10 +165,6 @@ class GatewayLedger:
         self.commits.flush()
         self.checkpointer.stop()
         self.db.close()
-
-    def flush(self) -> None:
-        """Commit every staged write now."""
-        self.commits.flush()
 
     def _now(self, owner: str, statements: list[Statement]) -> None:
         self.commits.write_now(owner, statements)
@@ -257,12 +251,7 @@ class GatewayLedger:
         """Stage the final state; await it before the customer is answered."""
         return self.commits.stage(payment_id, [_finish(payment_id, status, code, provider, attempts, response)])
 
-    # -- immediate writes (resolver, tools) --------------------------------------------
-    def create_payment(self, payment_id: str, idempotency_key: str, fingerprint: str,
-                       amount: int, currency: str, method: str, country: str) -> None:
-        self._now(payment_id, [
-            _new_payment(payment_id, idempotency_key, fingerprint, amount, currency, method, country)])
-
+    # -- immediate writes (the resolver) -----------------------------------------------
     def finish_payment(self, payment_id: str, status: str, code: str, provider: str | None,
                        attempts: int, response: dict[str, Any],
                        attempt: tuple[int, str, str | None] | None = None) -> None:
@@ -278,13 +267,9 @@ class GatewayLedger:
         statements.append(_finish(payment_id, status, code, provider, attempts, response))
         self._now(payment_id, statements)
 
-    def record_attempt_intent(self, payment_id: str, n: int, provider: str, key: str) -> None:
-        self._now(payment_id, [_intent(payment_id, n, provider, key)])
-
     def update_attempt(self, payment_id: str, n: int, state: str, code: str | None,
                        provider_ref: str | None) -> None:
         self._now(payment_id, [_attempt_result(payment_id, n, state, code, provider_ref)])
-
 
 
 async def durable(commit: Commit) -> None:
