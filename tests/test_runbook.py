@@ -173,7 +173,7 @@ REPORT: dict[str, Any] = {
     ("availability >= 99.995%", 0.9999, False),
     ("mttr_s <= 300", 2.5, True),
     ("double_charges == 0", 0, True),
-    ("orphans == 0", None, False),  # not measured: does not pass
+    ("orphans == 0", None, None),  # no ledgers: not applicable, neither pass nor fail
     ("orphans == null", None, True),
     ("failure_rate <= 0.0001", 0.0001, True),
     ("drains >= 1", 1, True),
@@ -184,7 +184,15 @@ REPORT: dict[str, Any] = {
 def test_hypotheses_evaluate_on_the_report(expr: str, observed: Any, ok: bool) -> None:
     result = Hypothesis.parse(expr).evaluate(REPORT)
     assert (result.observed, result.ok) == (observed, ok)
-    assert result.to_json() == {"expr": expr, "observed": observed, "ok": ok}
+    status = "not_applicable" if ok is None else ("pass" if ok else "fail")
+    expected = "not applicable: the target has no ledgers to reconcile" if ok is None else ""
+    assert result.to_json() == {"expr": expr, "observed": observed, "ok": ok, "status": status,
+                                "expected": expected}
+
+
+def test_unmeasured_value_of_our_own_fails() -> None:
+    report = {**REPORT, "mttr_s": None}
+    assert Hypothesis.parse("mttr_s <= 5").evaluate(report).ok is False
 
 
 def test_hypotheses_are_parsed_not_evaluated() -> None:

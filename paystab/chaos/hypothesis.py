@@ -7,8 +7,11 @@ expression is a comparison ``VARIABLE OP VALUE`` (``<``, ``<=``, ``>``, ``>=``, 
 ``eval``-ed — and every variable must be one of :data:`VARIABLES`, checked when the
 runbook loads. :meth:`Hypothesis.evaluate` reads the report (schema v1, as a dict) and
 returns what the report's ``hypotheses`` entry needs: ``expr``, ``observed``, ``ok``.
-A variable the report leaves ``null`` (no ledgers, no incident) fails any numeric
-comparison: an unmeasured invariant does not pass.
+A variable the report leaves ``null`` fails any numeric comparison (an unmeasured
+invariant does not pass) — except where ``null`` means the target does not provide that
+data at all (:data:`NOT_PROVIDED`: a stack without ledgers to reconcile): such a hypothesis
+is *not applicable*, ``ok`` is ``None``, shown in the report and never counted as a pass
+or a failure.
 """
 
 from __future__ import annotations
@@ -78,6 +81,14 @@ VARIABLES: dict[str, tuple[Callable[[Report], Any], str]] = {
     "max_ttd_s": (_worst("ttd_s"), "worst time to detect over incidents"),
     "max_ttm_s": (_worst("ttm_s"), "worst time to mitigate (drain)"),
     "max_ttr_s": (_worst("ttr_s"), "worst time to recover"),
+    "false_failovers": (lambda r: (r.get("false_failovers") or {}).get("count", 0),
+                        "drains with no injected fault on that provider to explain them"),
+    "dropped_arrivals": (_traffic("dropped_arrivals"), "arrivals the load generator could not send"),
+}
+# Variables whose null means "the target does not provide this", with the reason shown.
+NOT_PROVIDED: dict[str, str] = {
+    name: "the target has no ledgers to reconcile"
+    for name in ("double_charges", "lost_payments", "orphans", "voided_late_successes")
 }
 # Also accepted: the report's own paths, e.g. traffic.availability.
 ALIASES = {f"traffic.{k}": k for k in ("availability", "requests", "approved", "declined",
@@ -121,10 +132,13 @@ class Comparison:
 class HypothesisResult:
     expr: str
     observed: Any
-    ok: bool
+    ok: bool | None  # None: not applicable (see NOT_PROVIDED)
+    expected: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"expr": self.expr, "observed": self.observed, "ok": self.ok}
+        status = "not_applicable" if self.ok is None else ("pass" if self.ok else "fail")
+        return {"expr": self.expr, "observed": self.observed, "ok": self.ok, "status": status,
+                "expected": self.expected}
 
 
 @dataclass(frozen=True)
@@ -154,8 +168,13 @@ class Hypothesis:
 
     def evaluate(self, report: Report) -> HypothesisResult:
         observed = {c.variable: VARIABLES[c.variable][0](report) for c in self.comparisons}
-        ok = all(c.holds(observed[c.variable]) for c in self.comparisons)
         shown = observed[self.comparisons[0].variable] if len(observed) == 1 else observed
+        missing = [c.variable for c in self.comparisons if c.value is not None
+                   and observed[c.variable] is None and c.variable in NOT_PROVIDED]
+        if missing:
+            return HypothesisResult(self.expr, shown, None,
+                                    f"not applicable: {NOT_PROVIDED[missing[0]]}")
+        ok = all(c.holds(observed[c.variable]) for c in self.comparisons)
         return HypothesisResult(self.expr, shown, ok)
 
 

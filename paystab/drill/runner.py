@@ -232,7 +232,7 @@ class Drill:
             report.notes.append("the target has no ledgers to reconcile: reconciliation is null")
         dropped = int(result.summary.dropped)
         fill_report(report, recorder.samples, dropped_arrivals=dropped)
-        report.hypotheses = [HypothesisResult(h["expr"], h["observed"], bool(h["ok"]), h.get("expected", ""))
+        report.hypotheses = [HypothesisResult(h["expr"], h["observed"], h["ok"], h.get("expected", ""))
                              for h in runbook.evaluate(report.to_json())]
         report.hypotheses += [p.as_hypothesis() for p in probe_results]
         if controller.errors:
@@ -240,7 +240,7 @@ class Drill:
         if run.abort_reason or run.interrupted_by:
             report.verdict = "aborted"
         else:
-            report.verdict = "pass" if all(h.ok for h in report.hypotheses) else "fail"
+            report.verdict = "pass" if all(h.ok is not False for h in report.hypotheses) else "fail"
 
     # -- loops beside the load ---------------------------------------------------------------
     def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:

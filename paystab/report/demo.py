@@ -130,7 +130,7 @@ def _judge(report: Report) -> None:
     for text in HYPOTHESES:
         result = Hypothesis.parse(text).evaluate(data)
         report.hypotheses.append(HypothesisResult(result.expr, result.observed, result.ok))
-    report.verdict = "pass" if all(h.ok for h in report.hypotheses) else "fail"
+    report.verdict = "pass" if all(h.ok is not False for h in report.hypotheses) else "fail"
 
 
 def aborted_report() -> Report:

@@ -88,10 +88,50 @@ class ReconciliationRecord:
 
 @dataclass
 class HypothesisResult:
+    """One runbook assertion as judged. ``ok`` is ``None`` when it is not applicable: the
+    target does not provide the data (a stack without ledgers to reconcile, say); such a
+    hypothesis is shown, never failed and never silently passed. ``status`` says the same
+    in words; ``expected`` carries why it could not be judged when not applicable."""
+
     expr: str
     observed: Any
-    ok: bool
+    ok: bool | None
     expected: str = ""
+    status: str = ""  # pass | fail | not_applicable; derived from ``ok`` when left empty
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            self.status = "not_applicable" if self.ok is None else ("pass" if self.ok else "fail")
+
+    @property
+    def metric(self) -> str:
+        """The report variable the expression judges (its first left-hand name)."""
+        return self.expr.split(None, 1)[0] if self.expr else ""
+
+
+@dataclass
+class FalseFailover:
+    """A drain with no injected fault on that provider to explain it (see ``FalseFailovers``)."""
+
+    provider: str
+    at_s: float
+    detector: str = ""
+    reason: str = ""
+    action: str = "drain"
+
+
+@dataclass
+class FalseFailovers:
+    """Drains outside every injected fault's window on the drained provider, plus ``grace_s``.
+
+    A fault's window runs from its injection to its clearing (the end of the load when it is
+    never cleared) plus the grace; a fault that names no provider (the gateway, a network
+    path shared by all) explains drains of any provider. Bundled runbooks require 0.
+    """
+
+    count: int = 0
+    grace_s: float = 0.0
+    events: list[FalseFailover] = field(default_factory=list)
 
 
 @dataclass
@@ -132,7 +172,7 @@ class Report:
     runbook: str
     seed: int
     started_at: str  # ISO 8601 with time zone
-    verdict: str = "fail"  # pass | fail | aborted
+    verdict: str = "fail"  # pass | fail | aborted | inconclusive
     duration_s: float = 0.0
     traffic: Traffic = field(default_factory=Traffic)
     faults: list[FaultRecord] = field(default_factory=list)
@@ -151,6 +191,17 @@ class Report:
     slo: dict[str, Any] = field(default_factory=dict)  # targets, error budget, burn rates, SLA
     load: dict[str, Any] = field(default_factory=dict)  # profile, target rate, dropped arrivals
     notes: list[str] = field(default_factory=list)
+    false_failovers: FalseFailovers = field(default_factory=FalseFailovers)
+    # Why the measuring apparatus, not the stack, decided the run (verdict "inconclusive").
+    inconclusive_reason: str | None = None
+    harness: dict[str, Any] = field(default_factory=dict)  # load generator CPU, lag, drops
+
+    def judgement(self, metric: str) -> HypothesisResult | None:
+        """The runbook hypothesis that judges ``metric`` (e.g. ``p95_ms``), if any."""
+        for hypothesis in self.hypotheses:
+            if hypothesis.metric in (metric, f"traffic.{metric}"):
+                return hypothesis
+        return None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -181,7 +232,20 @@ class Report:
             timeline=[build(TimelinePoint, p) for p in data.get("timeline", [])],
             provider_timeline=[build(ProviderPoint, p) for p in data.get("provider_timeline", [])],
             slo=data.get("slo", {}), load=data.get("load", {}), notes=data.get("notes", []),
+            false_failovers=_false_failovers(data.get("false_failovers")),
+            inconclusive_reason=data.get("inconclusive_reason"),
+            harness=data.get("harness") or {},
         )
+
+
+def _false_failovers(raw: dict[str, Any] | None) -> FalseFailovers:
+    if not raw:
+        return FalseFailovers()
+    names = {f.name for f in fields(FalseFailover)}
+    events = [FalseFailover(**{k: v for k, v in e.items() if k in names})
+              for e in raw.get("events") or []]
+    return FalseFailovers(count=int(raw.get("count", len(events))),
+                          grace_s=float(raw.get("grace_s", 0.0)), events=events)
 
 
 # -- the "slo" section: written by paystab.slo.fill_report, read by the renderers --------

@@ -60,7 +60,7 @@ SCHEMA_V1: dict[str, Any] = {
     **_obj(_TOP, {
         "schema": {"const": SCHEMA},
         "runbook": {"type": "string", "minLength": 1},
-        "verdict": {"enum": ["pass", "fail", "aborted"]},
+        "verdict": {"enum": ["pass", "fail", "aborted", "inconclusive"]},
         "seed": {"type": "integer"},
         "started_at": {"type": "string", "description": "ISO 8601 with time zone"},
         "duration_s": {"type": "number", "minimum": 0},
@@ -88,7 +88,15 @@ SCHEMA_V1: dict[str, Any] = {
             "the target offers no ledgers to reconcile (a user's stack without a "
             "reconciliation hook); the reference stack always reconciles.")),
         "hypotheses": _array_of(_obj(["expr", "observed", "ok"], _props(
-            expr="string", observed={}, ok="boolean"))),
+            expr="string", observed={},
+            ok=_nullable("boolean",
+                         description="null: not applicable (the stack does not provide the data)"),
+            status={"enum": ["pass", "fail", "not_applicable"]}))),
+        "false_failovers": _obj(["count", "events"], _props(
+            count=_COUNT, grace_s="number",
+            events=_array_of(_obj(["provider", "at_s"], _props(
+                provider="string", at_s="number", detector="string", reason="string"))))),
+        "inconclusive_reason": _nullable("string"),
     }),
 }
 
