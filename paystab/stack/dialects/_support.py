@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from paystab.stack.dialects.base import (
+    AcceptEveryCaller,
     HttpReply,
     InjectedError,
     ProviderAnswer,
@@ -149,7 +150,7 @@ def invert(table: dict[str, str]) -> dict[str, str]:
 Mapper = Callable[[int, Any], ProviderAnswer]
 
 
-class DialectBase:
+class DialectBase(AcceptEveryCaller):
     """Client-side rules shared by every dialect; subclasses map their own documents.
 
     A subclass sets ``name``, ``content_type`` and the HTTP statuses each operation may

@@ -8,9 +8,10 @@ A dialect module holds both sides of one provider API, so they cannot drift apar
   (bad JSON/XML, wrong content type, truncated body, unexpected status) is
   ``error.malformed``; a 5xx in the provider's style is ``error.provider_5xx``; 429 is
   ``error.rate_limited``.
-* the **server side**, used by the simulator: parse a request in the dialect into a
-  :class:`ChargeRequest`, and render a :class:`SimOutcome` or an injected error in the
-  dialect (status code, content type, body).
+* the **server side**, used by the simulator: authenticate a request the way that PSP does
+  (``authenticate``, called before any payment endpoint is served), parse a request in the
+  dialect into a :class:`ChargeRequest`, and render a :class:`SimOutcome` or an injected
+  error in the dialect (status code, content type, body).
 
 Dialects register themselves by name in ``stack/dialects/__init__.py``; provider specs in
 ``stack/catalog.py`` name the dialect they speak.
@@ -77,6 +78,27 @@ class HttpReply:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundCall:
+    """One request to a simulator's payment endpoint, as ``Dialect.authenticate`` sees it.
+
+    The simulator builds it after ``match`` and after reading the whole body (an HMAC
+    signature covers the body), before anything else happens to the request: no fault,
+    no parsing, no charge-book access. New fields may be added; dialects read only the
+    ones they need.
+    """
+
+    method: str  # GET | POST | DELETE
+    path: str  # the raw request target, percent-encoded, with its query string
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    operation: str  # what ``match`` said: charge | status | void | refund
+    # The provider's own API secret for this simulator (a secret key, an API key, an HMAC
+    # key), or None when the stack configured none: then a dialect accepts the call as it
+    # does today. Never log it, never put it in a reply.
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderAnswer:
     """A provider's answer on the gateway side, in unified terms."""
 
@@ -126,6 +148,20 @@ class Dialect(Protocol):
         ...
 
     # -- server side (simulator) -------------------------------------------------------
+    def authenticate(self, call: InboundCall) -> HttpReply | None:
+        """The PSP's own authentication of a payment-endpoint request.
+
+        None = accepted; otherwise the reply this PSP sends to a caller it does not
+        accept (e.g. 401 with its own error document), which the simulator sends as is
+        and counts as ``unauthenticated``. It runs for every operation ``match``
+        recognises, before faults and parsing, so a refused caller can neither charge,
+        look up, void nor refund, nor learn whether a key exists. It must compare secrets
+        in constant time (``hmac.compare_digest``) and must not raise.
+        ``AcceptEveryCaller.authenticate`` (the default every dialect inherits through
+        ``DialectBase``) accepts every call.
+        """
+        ...
+
     def match(self, method: str, path: str) -> tuple[str, str | None] | None:
         """Which operation a request is: ("charge"|"status"|"void"|"refund", key or None).
 
@@ -161,3 +197,14 @@ class Dialect(Protocol):
     def render_bad_request(self, reason: str) -> HttpReply: ...
 
     def render_injected_error(self, kind: InjectedError) -> HttpReply: ...
+
+
+class AcceptEveryCaller:
+    """The default ``authenticate``: a simulator whose PSP checks no credential.
+
+    Dialects inherit it through ``_support.DialectBase`` and override ``authenticate``
+    with their PSP's own scheme (secret-key bearer, API-key header, HMAC signature).
+    """
+
+    def authenticate(self, call: InboundCall) -> HttpReply | None:
+        return None

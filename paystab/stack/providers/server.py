@@ -2,7 +2,9 @@
 
 The low-level ``aiohttp.web.Server`` skips routing, middlewares and access logs, which
 matters at thousands of requests per second on two cores: the dialect's ``match`` is the
-router. Per request the handler asks the dialect what the request is, the fault set what
+router. Per request the handler asks the dialect what the request is, then whether the caller
+is authenticated the way that PSP authenticates (``Dialect.authenticate``, before faults,
+parsing or any look-up), the fault set what
 to do to it (``None`` when no fault is active), and the charge book for the outcome; then
 it renders the answer in the dialect, or hangs, drops, trickles or fails it as the faults
 say. Card numbers are never logged: nothing here logs request data at all.
@@ -17,7 +19,7 @@ import time
 from aiohttp import web
 
 from paystab.stack.catalog import ProviderSpec
-from paystab.stack.dialects.base import ChargeRequest, Dialect, HttpReply
+from paystab.stack.dialects.base import ChargeRequest, Dialect, HttpReply, InboundCall
 from paystab.stack.providers.book import ChargeBook, ProviderStopped
 from paystab.stack.providers.faults import FaultPlan, FaultSet
 from paystab.stack.providers.ledger import ProviderLedger
@@ -48,7 +50,7 @@ class SimProvider:
 
     def __init__(self, spec: ProviderSpec, dialect: Dialect, ledger: ProviderLedger,
                  book: ChargeBook, model: ChargeModel, faults: FaultSet, metrics: SimMetrics,
-                 stopping: asyncio.Event) -> None:
+                 stopping: asyncio.Event, secret: str | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.dialect = dialect
@@ -59,6 +61,8 @@ class SimProvider:
         self._metrics = metrics
         self._stopping = stopping
         self.url = ""  # set once listening
+        # This PSP's own API secret, handed to ``dialect.authenticate`` (None = none set).
+        self.secret = secret
 
     def _count(self, operation: str, result: str) -> None:
         self._metrics.count(self.name, operation, result)
@@ -74,10 +78,15 @@ class SimProvider:
             self._count(operation, "bad_request")
             return _response(dialect.render_bad_request("request body too large"))
         body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        rejection = dialect.authenticate(InboundCall(
+            request.method, request.raw_path, headers, body, operation, self.secret))
+        if rejection is not None:
+            self._count(operation, "unauthenticated")
+            return _response(rejection)
         charge: ChargeRequest | None = None
         problem: str | None = None
         if operation == "charge":
-            headers = {k.lower(): v for k, v in request.headers.items()}
             try:
                 charge = dialect.parse_charge_request(headers, body)
                 _validate(charge)
