@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from paystab.exceptions import Aborted, EnvironmentProblem, InvalidInput
+
+if TYPE_CHECKING:
+    from paystab.chaos.journal import Journal
 
 
 def register(group: click.Group) -> None:
@@ -144,7 +147,9 @@ def clear(uids: tuple[str, ...], clear_all: bool) -> None:
 
     if uids and clear_all:
         raise InvalidInput("give fault uids or --all, not both", source="--all")
-    result = clear_recorded(Journal(), uids, include_live=clear_all)
+    journal = Journal()
+    _check_known(journal, uids)
+    result = clear_recorded(journal, uids, include_live=clear_all)
     for entry in result.cleared:
         click.echo(f"cleared {entry.uid}: {entry.record.get('description', '')}")
     if result.skipped:
@@ -157,6 +162,26 @@ def clear(uids: tuple[str, ...], clear_all: bool) -> None:
             f"{len(result.failed)} fault(s) not cleared: "
             + "; ".join(f"{e.uid}: {why}" for e, why in result.failed),
             hint="fix the cause (daemon down? not root?) and run `paystab chaos clear` again")
+
+
+def _check_known(journal: Journal, uids: tuple[str, ...]) -> None:
+    """An id the journal does not hold is a typo, not a broken daemon: exit 2, nothing
+    cleared, naming the id and the closest recorded ones."""
+    import difflib
+
+    if not uids:
+        return
+    known = sorted(entry.uid for entry in journal.entries())
+    unknown = [uid for uid in uids if uid not in known]
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], known, n=3, cutoff=0.5)
+    hint = (f"did you mean {' or '.join(close)}?" if close else
+            "`paystab chaos status` lists the recorded faults"
+            + ("" if known else " (there are none)"))
+    raise InvalidInput(f"no recorded fault {', '.join(repr(u) for u in unknown)}",
+                       source="fault id", expected="a uid from `paystab chaos status`"
+                       + (f": {', '.join(known[:10])}" if known else ""), hint=hint)
 
 
 @chaos.command("kinds")
