@@ -110,6 +110,15 @@ class ChargeBook:
         record = await asyncio.shield(future)
         return record.charge_outcome(), False
 
+    def key_of_ref(self, provider_ref: str) -> str | None:
+        """The idempotency key of the charge the provider calls ``provider_ref`` (routed
+        dialects address charges by the PSP's own id; they index it themselves and ask here
+        only after a restart), or None."""
+        for record in self._records.values():
+            if record.provider_ref == provider_ref:
+                return record.key
+        return None
+
     async def lookup(self, key: str) -> SimOutcome | None:
         record = await self._settled(key)
         return None if record is None else record.current_outcome()

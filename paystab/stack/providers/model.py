@@ -3,9 +3,10 @@
 Latency is log-normal (``median * exp(sigma * N(0,1))``, capped), as service times of real
 PSPs are: a tight body and a long right tail. Decisions follow a fixed order, the way an
 acquirer's checks run: unreadable card data (Luhn) → method / brand / currency / country
-the provider does not take (``declined.not_supported``, retryable elsewhere) → the test
-cards of ARCHITECTURE.md, answered deterministically → an expired card → the configured
-decline mix, drawn from a seeded RNG → approved (or pending for konbini / bank transfer).
+the provider does not take (``declined.not_supported``, retryable elsewhere) → an outcome a
+PSP's own test convention fixed (``dialects/forced.py``) → the test cards of ARCHITECTURE.md,
+answered deterministically → an expired card → the configured decline mix, drawn from a
+seeded RNG → approved (or pending for konbini / bank transfer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 from paystab.stack.catalog import TEST_CARDS, ProviderSpec, card_brand, luhn_valid
 from paystab.stack.dialects.base import ChargeRequest
+from paystab.stack.dialects.forced import forced_code
 
 ASYNC_METHODS = frozenset({"konbini", "bank_transfer"})
 
@@ -69,6 +71,9 @@ class ChargeModel:
             brand = request.wallet_brand
         if not spec.supports(method, request.currency, request.country, brand):
             return "declined.not_supported"
+        forced = forced_code(request)  # a PSP test convention (holderName, test card, header)
+        if forced is not None:
+            return forced
         if number:
             fixed = TEST_CARDS.get(number)
             if fixed is not None:
