@@ -20,12 +20,26 @@ partial_outage      method, currency, bin_from + bin_to          matching charge
                     (at least one), error (server_error)         error
 flapping            period_s, down_ratio (0.5),                  down for the first
                     error (server_error)                         down_ratio of each period
+webhook_delay       added_ms, jitter_ms (0)                      webhook events leave late
+webhook_duplicate   ratio (1.0), copies (1)                      that share of events is
+                                                                 delivered 1 + copies times
+webhook_reorder     window_ms                                    events are held for
+                                                                 window_ms, then delivered
+                                                                 newest first
+webhook_drop        ratio (1.0)                                  that share of events is
+                                                                 never delivered
 ==================  ===========================================  ==========================
 
 ``error`` is server_error | rate_limited | malformed | bad_gateway, rendered in the
 provider's own dialect. ``operations`` limits a fault to some of charge, status, void,
-refund (default: all; charge only for drop_response and partial_outage). Each request gets
-a :class:`FaultPlan`, the sum of the active faults that apply to it.
+refund (default: all; charge only for drop_response and partial_outage); the webhook_*
+faults apply to the ``webhook`` operation (outgoing events, ``stack/webhooks.py``). Each
+request and each webhook event gets a :class:`FaultPlan`, the sum of the active faults that
+apply to it.
+
+Deterministic sequences for tests: :class:`FailFirst` makes the first N requests that carry
+a dialect's documented magic value (stripe: ``metadata[paystab_fail_times]=N`` or
+``N:rate_limited``) answer the injected error, and every later one succeed.
 """
 
 from __future__ import annotations
@@ -40,6 +54,8 @@ from paystab.stack.catalog import METHODS
 from paystab.stack.dialects.base import ChargeRequest, InjectedError
 
 OPERATIONS = ("charge", "status", "void", "refund")
+WEBHOOK = "webhook"
+ALL_OPERATIONS = (*OPERATIONS, WEBHOOK)
 ERRORS: tuple[InjectedError, ...] = ("server_error", "rate_limited", "malformed", "bad_gateway")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _REQUIRED = object()
@@ -62,6 +78,11 @@ class FaultPlan:
     added_s: float = 0.0
     slow_s: float = 0.0
     drop: bool = False
+    # webhook events only
+    webhook_delay_s: float = 0.0
+    webhook_copies: int = 0  # extra deliveries of the same event
+    webhook_hold_s: float = 0.0  # held this long, then delivered newest first
+    webhook_drop: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,10 @@ def _check(name: str, kind: str, value: object) -> object:
         return _number(name, value, 0.0, 1.0, low_open=True)
     if kind == "ms":
         return _number(name, value, 0.0, 600_000.0, low_open=False)
+    if kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+            raise FaultError(f"{name} must be an integer in [1, 100]")
+        return value
     if kind == "period":
         return _number(name, value, 0.05, 86_400.0, low_open=False)
     if kind == "error":
@@ -131,7 +156,7 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, **self.values,
-                "operations": [op for op in OPERATIONS if op in self.operations]}
+                "operations": [op for op in ALL_OPERATIONS if op in self.operations]}
 
 
 FAULT_TYPES: dict[str, type[Fault]] = {}
@@ -255,6 +280,91 @@ class Flapping(Fault):
             plan.error = self.values["error"]
 
 
+@register
+class WebhookDelay(Fault):
+    type = "webhook_delay"
+    params: ClassVar[dict[str, Param]] = {"added_ms": Param("ms"), "jitter_ms": Param("ms", 0.0)}
+    default_operations = (WEBHOOK,)
+
+    def apply(self, plan: FaultPlan, request: ChargeRequest | None, now: float,
+              rng: random.Random) -> None:
+        added_ms = self.values["added_ms"]
+        if self.values["jitter_ms"]:
+            added_ms += rng.uniform(-self.values["jitter_ms"], self.values["jitter_ms"])
+        plan.webhook_delay_s += max(0.0, added_ms) / 1000.0
+
+
+@register
+class WebhookDuplicate(Fault):
+    type = "webhook_duplicate"
+    params: ClassVar[dict[str, Param]] = {"ratio": Param("ratio", 1.0),
+                                          "copies": Param("count", 1)}
+    default_operations = (WEBHOOK,)
+
+    def apply(self, plan: FaultPlan, request: ChargeRequest | None, now: float,
+              rng: random.Random) -> None:
+        if _hit(self.values["ratio"], rng):
+            plan.webhook_copies += self.values["copies"]
+
+
+@register
+class WebhookReorder(Fault):
+    type = "webhook_reorder"
+    params: ClassVar[dict[str, Param]] = {"window_ms": Param("ms")}
+    default_operations = (WEBHOOK,)
+
+    def apply(self, plan: FaultPlan, request: ChargeRequest | None, now: float,
+              rng: random.Random) -> None:
+        plan.webhook_hold_s = max(plan.webhook_hold_s, self.values["window_ms"] / 1000.0)
+
+
+@register
+class WebhookDrop(Fault):
+    type = "webhook_drop"
+    params: ClassVar[dict[str, Param]] = {"ratio": Param("ratio", 1.0)}
+    default_operations = (WEBHOOK,)
+
+    def apply(self, plan: FaultPlan, request: ChargeRequest | None, now: float,
+              rng: random.Random) -> None:
+        if _hit(self.values["ratio"], rng):
+            plan.webhook_drop = True
+
+
+class FailFirst:
+    """Fail the first N requests carrying the same magic token, then let them through.
+
+    Counted per token for the provider's lifetime (a restart starts over); at most
+    ``_MAX_TOKENS`` tokens are remembered, oldest forgotten first.
+    """
+
+    _MAX_TOKENS = 10_000
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def fails(self, token: str, times: int) -> bool:
+        """True while fewer than ``times`` requests with ``token`` have failed."""
+        count = self._seen.get(token, 0)
+        if count >= times:
+            return False
+        if token not in self._seen and len(self._seen) >= self._MAX_TOKENS:
+            del self._seen[next(iter(self._seen))]
+        self._seen[token] = count + 1
+        return True
+
+
+def parse_fail_first(value: str) -> tuple[int, InjectedError]:
+    """``"N"`` or ``"N:error"`` → (N, error); ValueError naming what is wrong."""
+    count, _, error = value.partition(":")
+    if not count.isdigit() or not 1 <= int(count) <= 100:
+        raise ValueError("paystab_fail_times must be N or N:error with N in 1..100")
+    kind = error or "server_error"
+    for known in ERRORS:
+        if kind == known:
+            return int(count), known
+    raise ValueError(f"paystab_fail_times error must be one of {', '.join(ERRORS)}")
+
+
 def parse_fault(body: object, default_id: str, now: float) -> Fault:
     """Validate an admin API fault body; FaultError says what is wrong."""
     if not isinstance(body, dict):
@@ -268,8 +378,8 @@ def parse_fault(body: object, default_id: str, now: float) -> Fault:
         raise FaultError("id must be 1-64 characters of letters, digits, _ . : -")
     operations = body.get("operations", list(cls.default_operations))
     if (not isinstance(operations, list) or not operations
-            or any(op not in OPERATIONS for op in operations)):
-        raise FaultError(f"operations must be a non-empty list of {', '.join(OPERATIONS)}")
+            or any(op not in ALL_OPERATIONS for op in operations)):
+        raise FaultError(f"operations must be a non-empty list of {', '.join(ALL_OPERATIONS)}")
     unknown = sorted(set(body) - set(cls.params) - {"type", "id", "operations"})
     if unknown:
         raise FaultError(f"unknown parameter {unknown[0]!r} for {kind}; "
