@@ -83,3 +83,11 @@ class EnvironmentProblem(PaystabError):
     """Something outside paystab is missing or busy: a port, a binary, Docker (exit 4)."""
 
     exit_code = ExitCode.ENVIRONMENT
+
+
+class Inconclusive(PaystabError):
+    """The measuring apparatus, not the system under test, decided the run: the load
+    generator was starved of CPU, late, or dropped arrivals (exit 4, like any environment
+    problem: run again on a quieter machine, or with a lower rate)."""
+
+    exit_code = ExitCode.ENVIRONMENT

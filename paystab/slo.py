@@ -47,6 +47,8 @@ from paystab.report.model import (
     DetectionRecord,
     ErrorBudget,
     FailoverRecord,
+    FalseFailover,
+    FalseFailovers,
     FaultRecord,
     Incident,
     ProviderHealth,
@@ -346,6 +348,33 @@ def provider_health(points: Sequence[ProviderPoint], targets: SloTargets,
     return rows
 
 
+# -- false failovers ---------------------------------------------------------------------
+# Seconds after a fault clears during which a drain of its provider still counts as caused
+# by it: the detector reads 1-s samples and the controller acts on the next one.
+FALSE_FAILOVER_GRACE_S = 5.0
+
+
+def false_failovers(report: Report, grace_s: float = FALSE_FAILOVER_GRACE_S) -> FalseFailovers:
+    """Drains that no injected fault explains.
+
+    A fault explains a drain of provider P at ``t`` when it hits P (or hits no single
+    provider: the gateway, a whole method) and ``injected_at_s <= t <= cleared_at_s +
+    grace_s``; a fault never cleared lasts to the end of the drill. Everything else —
+    a drain at cold start, under host-wide slowness, during a flash sale — is false.
+    """
+    known = {p.provider for p in report.provider_timeline} | {f.provider for f in report.failovers}
+    windows = [(fault_provider(f, known), f.injected_at_s,
+                (report.duration_s if f.cleared_at_s is None else f.cleared_at_s) + grace_s)
+               for f in report.faults]
+    events = [
+        FalseFailover(f.provider, f.at_s, f.detector, f.reason, f.action)
+        for f in report.failovers
+        if f.action == "drain" and not any(
+            who in (None, f.provider) and start <= f.at_s <= end for who, start, end in windows)
+    ]
+    return FalseFailovers(count=len(events), grace_s=grace_s, events=events)
+
+
 def fill_report(report: Report, samples: Sequence[RequestSample], *,
                 targets: SloTargets | None = None, dropped_arrivals: int = 0) -> Report:
     """Compute traffic, timeline, incidents, MTTR and the ``slo`` section into ``report``.
@@ -364,6 +393,7 @@ def fill_report(report: Report, samples: Sequence[RequestSample], *,
         for f in sorted(report.faults, key=lambda f: f.injected_at_s)
     ]
     report.mttr_s = mttr(report.incidents)
+    report.false_failovers = false_failovers(report)
     report.slo = SloSummary(
         targets=targets,
         error_budget=error_budget(report.traffic, targets.availability),

@@ -113,6 +113,9 @@ class LoadSpec:
     duration_s: float = 60.0
     users: int | None = None
     params: Mapping[str, float] = field(default_factory=dict)
+    # The shortest ``--duration`` the hypotheses can still be judged in (fault schedule,
+    # detector warm-up and recovery windows scale with the duration; these do not).
+    min_duration_s: float = 20.0
 
 
 @dataclass(frozen=True)

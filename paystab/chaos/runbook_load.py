@@ -151,12 +151,23 @@ def _known_processes(target: TargetSpec) -> set[str] | None:
 
 
 # -- load, steady state ------------------------------------------------------------------
+# Without a stated minimum, a runbook can be shortened to this: under ~20 s the detectors'
+# warm-up and the 5-s sustained-recovery window leave too little to judge.
+MIN_DURATION_DEFAULT_S = 20.0
+
+
 def _load(node: Node) -> LoadSpec:
     from paystab.loadtest.profiles import PROFILES, make_profile
 
-    node.only_keys({"profile", "rate", "duration", "users", "params"})
+    node.only_keys({"profile", "rate", "duration", "min_duration", "users", "params"})
     profile = _opt(node, "profile", lambda n: n.as_choice(tuple(PROFILES)), "steady")
     duration_s = node.field("duration").as_duration_s(lo=1.0, hi=7 * 86400.0)
+    min_duration_s = _opt(node, "min_duration", lambda n: n.as_duration_s(lo=1.0, hi=7 * 86400.0),
+                          min(MIN_DURATION_DEFAULT_S, duration_s))
+    if min_duration_s > duration_s:
+        raise node.field("min_duration").error(
+            f"{min_duration_s:g}s is longer than the load itself ({duration_s:g}s)",
+            "min_duration <= duration")
     rate = node.field("rate").as_rate(lo=0.01)
     params: dict[str, float] = {}
     pnode = node.get("params")
@@ -174,7 +185,8 @@ def _load(node: Node) -> LoadSpec:
             where = pnode.get(exc.field) if exc.field else None
             raise (where or pnode).error(exc.problem, exc.expected) from None
     return LoadSpec(profile=profile, rate_per_s=rate, duration_s=duration_s,
-                    users=_opt(node, "users", lambda n: n.as_int(lo=1), None), params=params)
+                    users=_opt(node, "users", lambda n: n.as_int(lo=1), None), params=params,
+                    min_duration_s=min_duration_s)
 
 
 def _steady(node: Node | None) -> SteadyState:

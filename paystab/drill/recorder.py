@@ -19,6 +19,10 @@ from paystab.collector.series import Sample
 from paystab.report.model import ProviderPoint
 from paystab.slo import RequestSample, percentile
 
+# A failure that ended this close before the stop signal is still counted as cut off: the
+# signal reaches the drill a few milliseconds after the terminal delivered it to the group.
+CUT_OFF_SLACK_S = 0.05
+
 
 @dataclass
 class _Second:
@@ -35,12 +39,28 @@ class Recorder:
         self._providers: dict[tuple[str, int], ProviderPoint] = {}
         self._drained: dict[str, bool] = {}
         self._lock = threading.Lock()
+        # Set when the drill is stopped early (Ctrl-C, SIGTERM, abort_when): a checkout that
+        # failed at or after that moment was cut off by the stop, not failed by the stack.
+        self.stopped_at: float | None = None
+        self.cut_off = 0
+        self.generator_lags_ms: list[float] = []  # scheduled arrival → start, per checkout
+
+    def stop_at(self, wall: float) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = wall
 
     # -- inputs -----------------------------------------------------------------------------
     def on_checkout(self, record: Any) -> None:
+        stopped = self.stopped_at
+        if (stopped is not None and record.outcome == "failed"
+                and float(record.started_at) + float(record.latency_ms) / 1000.0 >= stopped - CUT_OFF_SLACK_S):
+            with self._lock:
+                self.cut_off += 1
+            return
         t_s = float(record.started_at) - self.t0_wall
         sample = RequestSample(t_s, str(record.outcome), float(record.latency_ms))
         with self._lock:
+            self.generator_lags_ms.append(float(getattr(record, "lag_ms", 0.0)))
             self.samples.append(sample)
             second = self._seconds[math.floor(t_s)]
             second.requests += 1
@@ -85,9 +105,9 @@ class Recorder:
             "requests": float(requests),
             "availability": (requests - failed) / requests if requests else None,
             "failure_rate": failed / requests if requests else None,
-            "p50_ms": percentile(latencies, 0.50),
-            "p95_ms": percentile(latencies, 0.95),
-            "p99_ms": percentile(latencies, 0.99),
+            "p50_ms": percentile(latencies, 50.0),
+            "p95_ms": percentile(latencies, 95.0),
+            "p99_ms": percentile(latencies, 99.0),
             "rps": requests / window_s if window_s > 0 else None,
         }
 

@@ -29,10 +29,11 @@ from rich.console import Console
 
 from paystab.chaos.base import Fault
 from paystab.chaos.runbook import FaultStep, Runbook
+from paystab.drill.apparatus import LoopLagProbe, harness_figures, judge
 from paystab.drill.probes import ProbeOutcome, http_probes, metric_probes
 from paystab.drill.recorder import Recorder
 from paystab.drill.target import ReferenceTarget, RemoteTarget, Target
-from paystab.exceptions import Aborted, EnvironmentProblem
+from paystab.exceptions import Aborted, EnvironmentProblem, Inconclusive, InvalidInput
 from paystab.report.live import ActiveFault, LiveSnapshot, LiveView, ProviderState
 from paystab.report.model import (
     DetectionRecord,
@@ -70,6 +71,12 @@ class _Run:
     interrupted_by: str | None = None
     fault_error: BaseException | None = None
     active: dict[str, tuple[FaultStep, float]] = field(default_factory=dict)
+    on_halt: Callable[[float], None] = lambda wall: None  # told when the drill stops early
+
+    def halt(self) -> None:
+        """Stop the load early (interrupt, abort_when, a fault that failed)."""
+        self.on_halt(time.time())
+        self.stop.set()
 
 
 def scaled(runbook: Runbook, duration_s: float | None, rps: float | None,
@@ -78,6 +85,11 @@ def scaled(runbook: Runbook, duration_s: float | None, rps: float | None,
     notes: list[str] = []
     load = runbook.load
     faults = runbook.faults
+    if duration_s is not None and duration_s < load.min_duration_s:
+        raise InvalidInput(
+            f"{duration_s:g}s is too short for runbook '{runbook.name}': its hypotheses cannot "
+            f"be judged in less than {load.min_duration_s:g}s", source="--duration",
+            expected=f"at least {load.min_duration_s:g}s (the runbook's load.min_duration)")
     if duration_s is not None and duration_s != load.duration_s:
         factor = duration_s / load.duration_s
         faults = tuple(dataclasses.replace(
@@ -157,6 +169,8 @@ class Drill:
         ctx = runbook.target.context(endpoints)
         probe_results: list[ProbeOutcome] = []
         recorder = Recorder(time.time())
+        run.on_halt = recorder.stop_at
+        lag_probe = LoopLagProbe()
 
         def on_event(event: FailoverEvent) -> None:
             if event.action in ("drain", "restore", "degrade"):
@@ -194,11 +208,17 @@ class Drill:
                                        args=(runbook, recorder, controller, run))
             watcher.start()
             self._set_phase("load")
-            result = run_load(endpoints.gateway_url, runbook.load.profile, runbook.load.rate_per_s,
-                              runbook.load.duration_s, seed=runbook.seed, users=runbook.load.users,
-                              params=runbook.load.params, on_record=recorder.on_checkout,
-                              stop_event=run.stop, live=False)
-            run.stop.set()
+            lag_probe.start()
+            try:
+                result = run_load(endpoints.gateway_url, runbook.load.profile, runbook.load.rate_per_s,
+                                  runbook.load.duration_s, seed=runbook.seed, users=runbook.load.users,
+                                  params=runbook.load.params, on_record=recorder.on_checkout,
+                                  stop_event=run.stop, live=False)
+            finally:
+                # Whatever ended the load, the scheduler injects nothing more: the session
+                # is about to close, and a fault injected after clear_all() would outlive it.
+                run.stop.set()
+                lag_probe.stop()
             report.duration_s = round(time.time() - run.t0_wall, 3)
             self._set_phase("clearing faults")
             session.clear_all()
@@ -237,10 +257,13 @@ class Drill:
         report.hypotheses += [p.as_hypothesis() for p in probe_results]
         if controller.errors:
             report.notes.append(f"sampler/controller errors: {len(controller.errors)} (first: {controller.errors[0]})")
-        if run.abort_reason or run.interrupted_by:
-            report.verdict = "aborted"
-        else:
-            report.verdict = "pass" if all(h.ok is not False for h in report.hypotheses) else "fail"
+        if recorder.cut_off:
+            report.notes.append(f"{recorder.cut_off} checkout(s) cut off by the stop are not counted "
+                                "as customer failures")
+        report.harness = harness_figures(result.generator, result.elapsed_s, recorder.generator_lags_ms,
+                                          lag_probe)
+        report.verdict, report.inconclusive_reason = verdict(
+            report, aborted=bool(run.abort_reason or run.interrupted_by))
 
     # -- loops beside the load ---------------------------------------------------------------
     def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:
@@ -264,7 +287,7 @@ class Drill:
             except Exception as exc:  # surfaced by the runner once the load stops
                 run.fault_error = exc
                 run.abort_reason = f"fault {runbook.faults[i].name} failed to {action}: {exc}"
-                run.stop.set()
+                run.halt()
                 return
 
     def _watch(self, runbook: Runbook, recorder: Recorder, controller: Any, run: _Run) -> None:
@@ -277,7 +300,7 @@ class Drill:
                 value = recorder.window(now_s, cond.window_s).get(cond.metric)
                 if cond.triggered(value):
                     run.abort_reason = f"abort_when {cond.expr} over {cond.window_s:g}s (observed {value:.6g})"
-                    run.stop.set()
+                    run.halt()
                     return
             if self.view is not None:
                 self.view.update(self._snapshot(runbook, recorder, controller, run, now_s))
@@ -314,7 +337,7 @@ class Drill:
         def interrupted(name: str) -> None:
             if run.interrupted_by is None:
                 run.interrupted_by = f"interrupted by {name}"
-                run.stop.set()
+                run.halt()
 
         self._signal_handlers = [gevent.signal_handler(s, interrupted, s.name)
                                  for s in (signal.SIGINT, signal.SIGTERM)]
@@ -324,7 +347,24 @@ class Drill:
             handler.cancel()
 
 
+def verdict(report: Report, *, aborted: bool) -> tuple[str, str | None]:
+    """The verdict and, when ``inconclusive``, why.
+
+    Aborted wins (the run did not finish). Then the apparatus: when the load generator was
+    the bottleneck, neither pass nor fail would be about the stack. Then the hypotheses: a
+    not-applicable one (``ok`` None) neither passes nor fails the drill.
+    """
+    if aborted:
+        return "aborted", None
+    reason = judge(report.harness) if report.harness else None
+    if reason is not None:
+        return "inconclusive", reason
+    return ("pass" if all(h.ok is not False for h in report.hypotheses) else "fail"), None
+
+
 def exit_for(report: Report) -> int:
     if report.verdict == "aborted":
         raise Aborted(f"drill aborted: {report.abort_reason or 'interrupted'}")
+    if report.verdict == "inconclusive":
+        raise Inconclusive(f"drill inconclusive: {report.inconclusive_reason}")
     return 0 if report.verdict == "pass" else 1
