@@ -1,36 +1,79 @@
-"""Running drills for the CLI: live view, reports on disk, the exit code."""
+"""Running drills for the CLI: live view, reports on disk, the exit code.
+
+A drill runs Locust, and Locust gevent-patches the process when it is imported. The patch
+must come before any thread, lock or event loop that the drill or the live view uses: a
+real OS thread started before it (rich's own refresh thread was one) ends up with a gevent
+hub of its own, never sees the drill's greenlets run, and keeps drawing ``[starting] 0.0 s``;
+at exit the unpatched thread's bookkeeping raises in ``threading._delete``. So
+:func:`run_drills` patches first, and the live view is refreshed by a greenlet of ours
+(``Live(auto_refresh=False)``) rather than by rich's thread class, whose base class was
+bound when ``rich.live`` was imported — possibly before the patch.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from rich.console import Console
-from rich.live import Live
+from rich.console import Console, RenderableType
 
-from paystab.drill.runner import Drill, DrillOptions, exit_for
-from paystab.report.base import renderer
-from paystab.report.live import LiveView
 from paystab.report.model import Report
-from paystab.report.terminal import summary
+
+REFRESH_INTERVAL_S = 0.25
+
+
+def patch_with_gevent() -> None:
+    """Apply Locust's gevent patch now (idempotent): importing the load runner imports Locust."""
+    import paystab.loadtest.runner  # noqa: F401
+
+
+@contextmanager
+def live_view(view: RenderableType, console: Console) -> Iterator[None]:
+    """Show ``view`` (a rich renderable) on ``console``, redrawn by a greenlet until the block ends.
+
+    The greenlet yields to the hub between redraws, so the view advances whenever the drill's
+    greenlets wait on I/O or timers, which they do many times a second.
+    """
+    import gevent
+    import gevent.event
+    from rich.live import Live
+
+    done = gevent.event.Event()
+
+    with Live(view, console=console, auto_refresh=False, transient=True) as live:
+        def redraw() -> None:
+            while not done.wait(REFRESH_INTERVAL_S):
+                live.refresh()
+
+        refresher = gevent.spawn(redraw)
+        try:
+            yield
+        finally:
+            done.set()
+            refresher.join(timeout=REFRESH_INTERVAL_S * 4)
+            refresher.kill(block=False)
 
 
 def write_reports(report: Report, out_dir: Path, junit: Path | None) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, path in (("json", out_dir / "report.json"), ("html", out_dir / "report.html")):
-        path.write_text(renderer(name).render(report), encoding="utf-8")
-        written.append(path)
+    from paystab.report.base import write_report
+
+    written = [write_report(report, out_dir / "report.json", "json"),
+               write_report(report, out_dir / "report.html", "html")]
     if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(renderer("junit").render(report), encoding="utf-8")
-        written.append(junit)
+        written.append(write_report(report, junit, "junit"))
     return written
 
 
 def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | None,
                rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
                live: bool, ready_file: str | None = None) -> int:
+    patch_with_gevent()  # before the console's locks and any thread exist
+    from paystab.drill.runner import Drill, DrillOptions, exit_for
+    from paystab.report.live import LiveView
+    from paystab.report.terminal import summary
+
     console = Console(stderr=True)
     worst = 0
     for name in runbooks:
@@ -45,7 +88,7 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
                       on_phase=None if options.live else lambda p: console.print(f"[dim]drill: {p}[/dim]"))
         if options.live:
             drill.view = LiveView(name, duration_s)
-            with Live(drill.view, console=console, refresh_per_second=4, transient=True):
+            with live_view(drill.view, console):
                 report = drill.run()
         else:
             drill.view = None
