@@ -218,3 +218,15 @@ def test_min_duration_is_read_and_checked_against_the_duration(tmp_path: Path) -
     with pytest.raises(InvalidInput) as caught:
         load_runbook_text(base + "  min_duration: 40s\n", "m.yaml")
     assert "load.min_duration" in caught.value.render() and "m.yaml:10" in caught.value.render()
+
+
+def test_steady_state_tolerance_counts_only_the_bad_direction() -> None:
+    from paystab.chaos.runbook import Probe
+
+    latency = Probe("p95", metric="p95_ms", max=500.0, tolerance=0.5)
+    assert latency.within_tolerance(267.0, 118.0)  # faster after than before: recovered
+    assert not latency.within_tolerance(100.0, 160.0)
+    availability = Probe("avail", metric="availability", min=0.99, tolerance=0.01)
+    assert availability.within_tolerance(0.995, 1.0) and not availability.within_tolerance(1.0, 0.98)
+    both = Probe("rps", metric="rps", min=1.0, max=1000.0, tolerance=0.1)
+    assert not both.within_tolerance(100.0, 80.0) and not both.within_tolerance(100.0, 120.0)

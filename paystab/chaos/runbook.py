@@ -89,11 +89,19 @@ class Probe:
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
     def within_tolerance(self, before: float | None, after: float | None) -> bool:
+        """Has the metric come back to where it was? Only the bad direction counts: a
+        metric with only a ``max`` (latency) may end lower than it began, one with only a
+        ``min`` (availability) higher; with both or neither, either way counts."""
         if self.tolerance is None:
             return True
         if before is None or after is None:
             return False
-        return abs(after - before) <= self.tolerance * max(abs(before), 1e-9)
+        allowed = self.tolerance * max(abs(before), 1e-9)
+        if self.max is not None and self.min is None:
+            return after - before <= allowed
+        if self.min is not None and self.max is None:
+            return before - after <= allowed
+        return abs(after - before) <= allowed
 
 
 @dataclass(frozen=True)
