@@ -13,6 +13,14 @@ be touched:
 Names may end in ``*`` (``provider:card-*``). Every fault says what it touches under
 every name it is known by (:meth:`Fault.touches`); one allowed name is enough. The check
 runs on *all* faults before *any* is injected, and a refusal is exit 2.
+
+Addresses are compared as the IP and port *actually contacted*
+(:mod:`paystab.chaos.address`): a fault's address names are IP literals resolved when it
+was prepared, and only those count — a name a fault gives with a host name in it
+(``psp.example:443``, what the user typed) never permits anything. An allow entry written
+with a host name (``psp.example:443``) is resolved at check time and permits the addresses
+it resolves to; ``localhost`` means 127.0.0.1 only (a service on ``[::1]`` must be allowed
+as ``[::1]:PORT``), and 127.0.0.2 is not 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from paystab.chaos.address import canonical_ip, canonical_name, hostport, resolve_all
 from paystab.chaos.base import Fault
 from paystab.exceptions import InvalidInput
 
 PREFIXES = ("provider", "proxy", "container", "pid", "pidfile", "cmd", "process")
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(\d{1,5}|\*)$")
+_ADDRESS_LIKE = re.compile(r"^(\[[0-9A-Fa-f:.%]+\]|[^:\[\]]+):(\d{1,5}|\*)$")
 FORMS = "HOST:PORT, provider:NAME, proxy:NAME, container:NAME, pid:N, pidfile:PATH, cmd:TEXT"
 
 
@@ -45,7 +55,12 @@ def normalize(entry: str) -> str:
         host, port = match.group(1).strip("[]"), match.group(2)
         if port != "*" and not 1 <= int(port) <= 65535:
             raise ValueError(f"'{entry}': port out of range")
-        return f"{'127.0.0.1' if host == 'localhost' else host}:{port}"
+        if host.lower() == "localhost":
+            host = "127.0.0.1"
+        ip = canonical_ip(host)
+        if ip is not None:
+            return hostport(ip, 0).rpartition(":")[0] + f":{port}"
+        return f"{host.lower()}:{port}"
     raise ValueError(f"cannot read '{entry}' as something to allow")
 
 
@@ -68,8 +83,27 @@ class AllowList:
         return cls(tuple(dict.fromkeys(entries)))
 
     def permits_name(self, name: str) -> bool:
+        if _ADDRESS_LIKE.match(name) and not name.startswith(tuple(f"{p}:" for p in PREFIXES)):
+            address = canonical_name(name)
+            if address is None:
+                return False  # a host name as written, not the address contacted
+            name = address
+            return any(self._entry_permits(entry, name) for entry in self.entries)
         return any(entry == name or ("*" in entry and fnmatch.fnmatchcase(name, entry))
                    for entry in self.entries)
+
+    @staticmethod
+    def _entry_permits(entry: str, address: str) -> bool:
+        if entry == address or ("*" in entry and fnmatch.fnmatchcase(address, entry)):
+            return True
+        host, _, port = entry.rpartition(":")
+        if "*" in host or canonical_ip(host) is not None or "[" in host:
+            return False
+        # a host name: whatever it resolves to now (the fault's address was resolved too)
+        wanted_port = address.rpartition(":")[2]
+        if port not in ("*", wanted_port):
+            return False
+        return address in resolve_all(host, int(wanted_port))
 
     def permits(self, names: Iterable[str]) -> bool:
         return any(self.permits_name(n) for n in names)

@@ -4,7 +4,11 @@ Rules live in a chain of paystab's own (``PAYSTAB``) jumped to from INPUT, OUTPU
 FORWARD, and every rule carries ``-m comment --comment paystab:<uid>``: ``clear`` lists
 the chain and deletes exactly the rules with its comment, so two faults (or two processes)
 never remove each other's rules, and ``paystab chaos clear --all`` after a SIGKILL finds
-them by the uid in the journal. Direction is seen from the target service: ``in`` drops
+them by the uid in the journal. The chain and its jumps go with the chain's last rule:
+``clear`` leaves the tables as they were before the first fault. Chain set-up, rule
+changes and chain removal take one machine-wide lock (the tables are machine-wide, and
+``iptables -w`` locks one command only), so an inject never appends to a chain that a
+concurrent clear is removing. Direction is seen from the target service: ``in`` drops
 packets *to* host:port (a client's SYN: connect timeouts), ``out`` drops packets *from*
 it (answers vanish), ``both`` does both. ``reject`` answers with a TCP reset instead
 (connection refused at once). Target: ``HOST:PORT`` or a provider name from the stack.
@@ -20,8 +24,10 @@ import shlex
 import shutil
 import socket
 import subprocess
+from pathlib import Path
 from typing import Any, ClassVar
 
+from paystab.chaos.address import canonical_ip
 from paystab.chaos.base import Fault, FaultContext, FaultSpec, Resource, register, target_error
 from paystab.chaos.journal import state_dir
 from paystab.chaos.params import Param, choice
@@ -66,13 +72,21 @@ def rule_specs(where: dict[str, Any]) -> list[tuple[list[str], list[str]]]:
     return rules
 
 
+def _lock_path() -> Path:
+    # Machine-wide like the tables (not per $PAYSTAB_STATE_DIR); root-only, as iptables is.
+    for directory in (Path("/run/lock"), Path("/run")):
+        if directory.is_dir() and os.access(directory, os.W_OK):
+            return directory / "paystab-iptables.lock"
+    return state_dir() / "iptables.lock"
+
+
 class _ChainLock:
-    """Serialise chain set-up across processes (``iptables -w`` locks one command only)."""
+    """Serialise chain changes across processes (``iptables -w`` locks one command only)."""
 
     def __enter__(self) -> _ChainLock:
-        path = state_dir() / "iptables.lock"
+        path = _lock_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
@@ -82,12 +96,33 @@ class _ChainLock:
 
 
 def ensure_chain(tool: str) -> None:
-    with _ChainLock():
-        if _run([tool, "-w", "-S", CHAIN], check=False).returncode != 0:
-            _run([tool, "-w", "-N", CHAIN])
-        for hook in HOOKS:
-            if _run([tool, "-w", "-C", hook, "-j", CHAIN], check=False).returncode != 0:
-                _run([tool, "-w", "-I", hook, "1", "-j", CHAIN])
+    """Create the chain and its jumps if missing; call with :class:`_ChainLock` held."""
+    if _run([tool, "-w", "-S", CHAIN], check=False).returncode != 0:
+        _run([tool, "-w", "-N", CHAIN])
+    for hook in HOOKS:
+        if _run([tool, "-w", "-C", hook, "-j", CHAIN], check=False).returncode != 0:
+            _run([tool, "-w", "-I", hook, "1", "-j", CHAIN])
+
+
+def remove_chain_if_empty(tool: str) -> bool:
+    """Drop the jumps and the chain once it holds no rule; call with the lock held.
+
+    Any rule keeps the chain, also one paystab did not write (someone added it by hand:
+    not ours to delete). Best effort: the fault's own rules are gone already, so a chain
+    that cannot be deleted (a jump to it from a chain of someone else's) stays, quietly.
+    Answers whether the chain is gone.
+    """
+    listed = _run([tool, "-w", "-S", CHAIN], check=False)
+    if listed.returncode != 0:
+        return True  # no chain (never made, or already removed)
+    if any(line.startswith("-A ") for line in listed.stdout.splitlines()):
+        return False
+    for hook in HOOKS:
+        # -C/-D take one copy at a time; a second copy may exist after a crash mid-setup.
+        for _copy in range(8):
+            if _run([tool, "-w", "-D", hook, "-j", CHAIN], check=False).returncode != 0:
+                break
+    return _run([tool, "-w", "-X", CHAIN], check=False).returncode == 0
 
 
 def rules_with_comment(tool: str, comment: str | None = None) -> list[list[str]]:
@@ -168,23 +203,32 @@ class Partition(Fault):
         return f"paystab:{self.uid}"
 
     def touches(self) -> Resource:
-        hostport = f"{self.where['address']}:{self.where['port']}"
-        names = [str(self.where.get("identity") or self.check_target(self.spec.target))]
-        return Resource((*names, hostport) if hostport not in names else tuple(names))
+        # The address the rules match, as resolved by prepare(); the target as typed
+        # (``localhost:9001``, a DNS name) is not what the rules touch (chaos/allow.py).
+        address = canonical_ip(str(self.where["address"])) or str(self.where["address"])
+        hostport = f"[{address}]:{self.where['port']}" if ":" in address else \
+            f"{address}:{self.where['port']}"
+        identity = str(self.where.get("identity") or self.check_target(self.spec.target))
+        names = [identity] if identity.startswith("provider:") else []
+        return Resource((*names, hostport))
 
     def inject(self) -> None:
         tool = str(self.where["binary"])
-        ensure_chain(tool)
-        for match, jump in rule_specs(self.where):
-            rule = [CHAIN, *match, "-m", "comment", "--comment", self.comment, *jump]
-            if _run([tool, "-w", "-C", *rule], check=False).returncode == 0:
-                continue  # already there: inject ran before (idempotent)
-            _run([tool, "-w", "-A", *rule])
+        with _ChainLock():
+            ensure_chain(tool)
+            for match, jump in rule_specs(self.where):
+                rule = [CHAIN, *match, "-m", "comment", "--comment", self.comment, *jump]
+                if _run([tool, "-w", "-C", *rule], check=False).returncode == 0:
+                    continue  # already there: inject ran before (idempotent)
+                _run([tool, "-w", "-A", *rule])
 
     def clear(self) -> None:
         tool = str(self.where["binary"])
-        for tokens in rules_with_comment(tool, self.comment):
-            _run([tool, "-w", "-D", *tokens[1:]], check=False)
-        left = rules_with_comment(tool, self.comment)
-        if left:
-            raise EnvironmentProblem(f"could not delete {len(left)} iptables rule(s) of {self.uid}")
+        with _ChainLock():
+            for tokens in rules_with_comment(tool, self.comment):
+                _run([tool, "-w", "-D", *tokens[1:]], check=False)
+            left = rules_with_comment(tool, self.comment)
+            if left:
+                raise EnvironmentProblem(
+                    f"could not delete {len(left)} iptables rule(s) of {self.uid}")
+            remove_chain_if_empty(tool)

@@ -7,6 +7,12 @@ Each kind here maps its unit-bearing parameters to that API's fields (``added: 3
 journal knows the id before the fault exists and ``clear`` deletes exactly that fault —
 from any process. Target: a provider name (``card-alpha``), resolved to its admin URL
 through the stack's ready file or the runbook, or ``card-alpha@http://127.0.0.1:PORT``.
+
+Blast radius: the admin URL's host is resolved once and every call goes to that IP; the
+provider's own address is what *that* admin API lists for it. ``provider:NAME`` names the
+fault only when the admin contacted is the one the context (ready file, runbook) knows for
+NAME — or when the context knows none; a ``NAME@URL`` pointing at another stack is
+allowed only by that provider's own address there.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import re
 import urllib.parse
 from typing import Any, ClassVar
 
-from paystab.chaos import http
+from paystab import httpclient as http
+from paystab.chaos.address import address_of_url, pin_url
 from paystab.chaos.base import Fault, FaultContext, FaultSpec, Resource, register, target_error
 from paystab.chaos.params import Param, choice, duration, ratio, text
 from paystab.exceptions import EnvironmentProblem, InvalidInput
@@ -52,27 +59,32 @@ class ProviderFault(Fault):
     def resolve(cls, spec: FaultSpec, ctx: FaultContext) -> dict[str, Any]:
         name, url = split_target(spec.target)
         address = ctx.providers.get(name)
-        admin_url = url or (address.admin_url if address else None) or ctx.provider_admin_url
+        known_admin = (address.admin_url if address else None) or ctx.provider_admin_url
+        admin_url = url or known_admin
         if not admin_url:
             raise InvalidInput(
                 f"no admin URL known for provider '{name}'", source="target", field=spec.name,
                 expected="a stack ready file (--ready-file) or the target NAME@ADMIN_URL",
             )
         admin_url = admin_url.rstrip("/")
+        pinned = pin_url(admin_url, f"target {spec.name}")
         token = ctx.admin_token or os.environ.get("PAYSTAB_ADMIN_TOKEN")
-        reply = http.call("GET", f"{admin_url}/admin/providers", token=token)
-        if reply.status != 200 or not isinstance(reply.body, dict):
-            raise EnvironmentProblem(
-                f"{admin_url}/admin/providers answered {reply.status}: {http.error_text(reply)}",
-                hint="is this a paystab provider admin API?",
-            )
-        names = [str(p.get("name")) for p in reply.body.get("providers", [])
-                 if isinstance(p, dict)]
-        if name not in names:
+        reply = http.request("GET", f"{admin_url}/admin/providers", token=token, via=pinned.ip)
+        listing = reply.expect_ok("provider admin API").json_object("provider admin API")
+        entries = {str(p.get("name")): p for p in listing.get("providers", [])
+                   if isinstance(p, dict)}
+        if name not in entries:
             raise InvalidInput(f"unknown provider '{name}' at {admin_url}", source="target",
-                               field=spec.name, expected="one of " + ", ".join(sorted(names)))
-        return {"provider": name, "admin_url": admin_url, "fault_id": None,
-                "provider_url": address.url if address else None}
+                               field=spec.name, expected="one of " + ", ".join(sorted(entries)))
+        listed_url = entries[name].get("url")
+        provider_url = str(listed_url) if listed_url else None
+        # The name speaks for the context's provider only if this is the context's admin.
+        named = url is None or known_admin is None \
+            or address_of_url(known_admin) == pinned.address
+        return {"provider": name, "admin_url": admin_url, "admin_ip": pinned.ip,
+                "admin_address": pinned.address, "fault_id": None,
+                "provider_url": provider_url, "provider_address": address_of_url(provider_url),
+                "named": named}
 
     token: str | None = None  # never journaled: clear() elsewhere reads the environment
 
@@ -91,13 +103,16 @@ class ProviderFault(Fault):
         return None
 
     def touches(self) -> Resource:
-        names = [f"provider:{self.where['provider']}"]
-        url = self.where.get("provider_url")
-        if url:
-            parsed = urllib.parse.urlsplit(str(url))
-            if parsed.hostname and parsed.port:
-                names.append(f"{parsed.hostname}:{parsed.port}")
+        names = [f"provider:{self.where['provider']}"] if self.where.get("named", True) else []
+        if self.where.get("provider_address"):
+            names.append(str(self.where["provider_address"]))
+        if not names:  # nothing but the admin API it is set through
+            names.append(f"{self.where.get('admin_address') or self.where['admin_url']}")
         return Resource(tuple(names))
+
+    def _call(self, method: str, url: str, body: Any = None) -> http.Reply:
+        return http.request(method, url, body, token=self.token or _token(),
+                            via=self.where.get("admin_ip"))
 
     def api_params(self) -> dict[str, Any]:
         """The admin API's fields for this fault (units converted)."""
@@ -109,15 +124,15 @@ class ProviderFault(Fault):
 
     def inject(self) -> None:
         body = {"type": self.api_type, "id": self.where["fault_id"], **self.api_params()}
-        reply = http.call("POST", self._faults_url(), body, token=self.token or _token())
+        reply = self._call("POST", self._faults_url(), body)
         if reply.status == 409:
             return  # a fault with our id exists: inject ran before (idempotent)
         if reply.status == 400 or reply.status == 422:
-            raise InvalidInput(f"the simulator refused the fault: {http.error_text(reply)}",
+            raise InvalidInput(f"the simulator refused the fault: {reply.error_text()}",
                                source="params", field=self.spec.name)
         if reply.status not in (200, 201):
             raise EnvironmentProblem(
-                f"{self._faults_url()} answered {reply.status}: {http.error_text(reply)}")
+                f"{self._faults_url()} answered {reply.status}: {reply.error_text()}")
         given = reply.body.get("id") if isinstance(reply.body, dict) else None
         if given and given != self.where["fault_id"]:
             # The simulator chose its own id: remember it so clear() deletes the right one.
@@ -127,8 +142,7 @@ class ProviderFault(Fault):
     def clear(self) -> None:
         fault_id = urllib.parse.quote(str(self.where.get("fault_id")), safe="")
         try:
-            reply = http.call("DELETE", f"{self._faults_url()}/{fault_id}",
-                              token=self.token or _token())
+            reply = self._call("DELETE", f"{self._faults_url()}/{fault_id}")
         except http.Unreachable as exc:
             if exc.refused:
                 return  # the simulator process is gone, and its in-memory faults with it
@@ -136,7 +150,7 @@ class ProviderFault(Fault):
         if reply.status not in (200, 204, 404):
             raise EnvironmentProblem(
                 f"clearing {self.uid}: {self._faults_url()} answered {reply.status}: "
-                f"{http.error_text(reply)}")
+                f"{reply.error_text()}")
 
 
 def _token() -> str | None:

@@ -8,6 +8,12 @@ Drives any server that speaks the Toxiproxy v2 HTTP API — paystab's own
 Target: a proxy name or the ``host:port`` of its upstream, optionally ``@API_URL``
 (default ``$TOXIPROXY_URL`` or ``http://127.0.0.1:8474``). The clients under test must
 already talk to the proxy's listen address; a fault never rewires traffic by itself.
+
+Blast radius: the API URL's host is resolved once and every call goes to that IP. What a
+fault touches is what *that* API answers: the proxy's listen and upstream addresses
+(resolved to IPs), a provider of the context whose address is the upstream, and
+``proxy:NAME`` only when the API contacted is the context's own (``$TOXIPROXY_URL`` or the
+stack's) — a ``NAME@URL`` on another server is allowed by its addresses, not its name.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import time
 import urllib.parse
 from typing import Any, ClassVar
 
-from paystab.chaos import http
+from paystab import httpclient as http
+from paystab.chaos.address import address_of_url, pin_url, resolve_all, split_hostport
 from paystab.chaos.base import Fault, FaultContext, FaultSpec, Resource, register, target_error
 from paystab.chaos.params import Param, choice, duration, integer, ratio
 from paystab.exceptions import EnvironmentProblem, InvalidInput
@@ -38,6 +45,18 @@ def normalize_hostport(text: str) -> str:
     if host in ("localhost", "0.0.0.0", ""):
         host = "127.0.0.1"
     return f"{host}:{int(port)}"
+
+
+def _addresses(text: str, listen: bool = False) -> list[str]:
+    """The canonical addresses of ``HOST:PORT``; a wildcard listen host is every loopback
+    client's way in, named as 127.0.0.1."""
+    parts = split_hostport(text)
+    if parts is None or not parts[1].isdigit():
+        return []
+    host = parts[0]
+    if listen and host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return list(resolve_all(host or "127.0.0.1", int(parts[1])))
 
 
 def hostport_of_url(url: str) -> str | None:
@@ -69,7 +88,8 @@ class ProxyFault(Fault):
     def resolve(cls, spec: FaultSpec, ctx: FaultContext) -> dict[str, Any]:
         what, url = split_target(spec.target)
         api = url or ctx.proxy_api_url.rstrip("/")
-        reply = http.call("GET", f"{api}/proxies")
+        pinned = pin_url(api, f"target {spec.name}")
+        reply = http.request("GET", f"{api}/proxies", via=pinned.ip)
         if reply.status != 200 or not isinstance(reply.body, dict):
             raise EnvironmentProblem(f"{api}/proxies answered {reply.status}",
                                      hint="is this a Toxiproxy API (paystab chaos proxy)?")
@@ -87,19 +107,24 @@ class ProxyFault(Fault):
                 expected="one of " + (", ".join(sorted(proxies)) or "(none: create one first)"),
             )
         upstream = str(found.get("upstream", ""))
-        aliases = [f"proxy:{found['name']}"]
-        if _HOSTPORT.match(upstream):
-            aliases.append(normalize_hostport(upstream))
-            aliases += [f"provider:{name}" for name, address in ctx.providers.items()
-                        if address.url and hostport_of_url(address.url) == aliases[-1]]
-        return {"api": api, "proxy": str(found["name"]), "upstream": upstream,
-                "listen": found.get("listen"), "enabled": bool(found.get("enabled", True)),
-                "aliases": aliases}
+        own_api = url is None or address_of_url(ctx.proxy_api_url) == pinned.address
+        aliases = [f"proxy:{found['name']}"] if own_api else []
+        upstream_addresses = _addresses(upstream)
+        aliases += upstream_addresses
+        aliases += [f"provider:{name}" for name, address in ctx.providers.items()
+                    if address.url and address_of_url(address.url) in upstream_addresses]
+        aliases += _addresses(str(found.get("listen") or ""), listen=True)
+        return {"api": api, "api_ip": pinned.ip, "proxy": str(found["name"]),
+                "upstream": upstream, "listen": found.get("listen"),
+                "enabled": bool(found.get("enabled", True)),
+                "aliases": list(dict.fromkeys(aliases))}
 
     def touches(self) -> Resource:
-        identity = self.check_target(self.spec.target)
-        aliases = [str(a) for a in self.where.get("aliases", []) if a != identity]
-        return Resource((identity, *aliases))
+        aliases = [str(a) for a in self.where.get("aliases", [])]
+        return Resource(tuple(aliases) or (f"proxy:{self.where['proxy']}",))
+
+    def _call(self, method: str, url: str, body: Any = None) -> http.Reply:
+        return http.request(method, url, body, via=self.where.get("api_ip"))
 
     def _proxy_url(self) -> str:
         return f"{self.where['api']}/proxies/{urllib.parse.quote(str(self.where['proxy']))}"
@@ -129,21 +154,21 @@ class ToxicFault(ProxyFault):
                 "stream": self.spec.params.get("stream", "downstream"),
                 "toxicity": self.spec.params.get("toxicity", 1.0),
                 "attributes": self.attributes()}
-        reply = http.call("POST", f"{self._proxy_url()}/toxics", body)
+        reply = self._call("POST", f"{self._proxy_url()}/toxics", body)
         if reply.status == 409:
             return  # already there: inject ran before (idempotent)
         if reply.status == 400:
-            raise InvalidInput(f"the proxy refused the toxic: {http.error_text(reply)}",
+            raise InvalidInput(f"the proxy refused the toxic: {reply.error_text()}",
                                source="params", field=self.spec.name)
         if reply.status not in (200, 201):
             raise EnvironmentProblem(
-                f"{self._proxy_url()}/toxics answered {reply.status}: {http.error_text(reply)}")
+                f"{self._proxy_url()}/toxics answered {reply.status}: {reply.error_text()}")
 
     def clear(self) -> None:
         toxic = urllib.parse.quote(str(self.where["toxic"]))
         for attempt in range(3):  # a 5xx while links close is worth another try
             try:
-                reply = http.call("DELETE", f"{self._proxy_url()}/toxics/{toxic}")
+                reply = self._call("DELETE", f"{self._proxy_url()}/toxics/{toxic}")
             except http.Unreachable as exc:
                 if exc.refused:
                     return  # the proxy server is gone, and its in-memory toxics with it
@@ -153,7 +178,7 @@ class ToxicFault(ProxyFault):
             time.sleep(0.05 * (attempt + 1))
         if reply.status not in (200, 204, 404):
             raise EnvironmentProblem(f"clearing {self.uid}: the proxy answered {reply.status}: "
-                                     f"{http.error_text(reply)}")
+                                     f"{reply.error_text()}")
 
 
 def _ms(seconds: Any) -> int:
@@ -270,20 +295,20 @@ class ProxyDown(ProxyFault):
     summary = "disable the proxy: close its listener and every live connection"
 
     def inject(self) -> None:
-        reply = http.call("POST", self._proxy_url(), {"enabled": False})
+        reply = self._call("POST", self._proxy_url(), {"enabled": False})
         if reply.status not in (200, 201):
             raise EnvironmentProblem(
-                f"{self._proxy_url()} answered {reply.status}: {http.error_text(reply)}")
+                f"{self._proxy_url()} answered {reply.status}: {reply.error_text()}")
 
     def clear(self) -> None:
         if not self.where.get("enabled", True):
             return  # it was down before we came: leave it as we found it
         try:
-            reply = http.call("POST", self._proxy_url(), {"enabled": True})
+            reply = self._call("POST", self._proxy_url(), {"enabled": True})
         except http.Unreachable as exc:
             if exc.refused:
                 return
             raise
         if reply.status not in (200, 201, 404):
             raise EnvironmentProblem(f"clearing {self.uid}: the proxy answered {reply.status}: "
-                                     f"{http.error_text(reply)}")
+                                     f"{reply.error_text()}")

@@ -9,23 +9,23 @@ the interval since the previous poll. Three sources honour it:
   answers deltas; a counter that went down (the process restarted) counts from zero again.
   Latency quantiles come from the delta of the histogram buckets, interpolated like
   Prometheus' ``histogram_quantile``. The first poll only sets the base and answers nothing.
+  The gateway's event-loop lag gauge (no provider label) is carried into every sample.
 * :class:`PrometheusApiSource`: instant queries on a Prometheus server (a user's own stack)
   with ``increase``/``histogram_quantile`` over a window equal to the polling interval, so
   successive samples do not count the same attempts twice.
 
-Everything is synchronous (urllib, ``threading.Event``): it runs unchanged in a plain
+Both answer each round through :func:`~paystab.collector.series.with_peer_context`, so every
+sample knows how its peers fared in the same interval.
+
+Everything is synchronous (``paystab.httpclient``, ``threading.Event``): it runs unchanged in a plain
 process and in a gevent-patched drill process. :func:`run_sampler` is the bounded loop.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,8 +34,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from paystab import httpclient
 from paystab.collector import names
-from paystab.collector.series import Sample, bucket_deltas, counter_delta, histogram_quantile
+from paystab.collector.series import (
+    Sample,
+    bucket_deltas,
+    counter_delta,
+    histogram_quantile,
+    with_peer_context,
+)
 from paystab.exceptions import EnvironmentProblem, InvalidInput
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -51,15 +58,19 @@ class ProviderCounters:
     buckets: dict[float, float] = field(default_factory=dict)  # le (s) -> cumulative count
     inflight: float = 0.0
     oldest_inflight_age_s: float = 0.0
+    loop_lag_s: float = 0.0  # the gateway's, the same for every provider
 
 
 def counters_from_families(families: Iterable[Metric]) -> dict[str, ProviderCounters]:
     """Pick paystab's provider metrics out of parsed metric families (any other is ignored)."""
     out: dict[str, ProviderCounters] = {}
+    loop_lag_s = 0.0
     for family in families:
         for sample in family.samples:
             provider = sample.labels.get("provider")
             if provider is None:
+                if sample.name == names.GATEWAY_LOOP_LAG:
+                    loop_lag_s = max(loop_lag_s, float(sample.value))
                 continue
             name, value = sample.name, float(sample.value)
             if name == names.ATTEMPTS_TOTAL:
@@ -77,6 +88,8 @@ def counters_from_families(families: Iterable[Metric]) -> dict[str, ProviderCoun
                 out.setdefault(provider, ProviderCounters()).inflight = value
             elif name == names.PROVIDER_OLDEST_INFLIGHT_AGE:
                 out.setdefault(provider, ProviderCounters()).oldest_inflight_age_s = value
+    for counters in out.values():
+        counters.loop_lag_s = loop_lag_s if math.isfinite(loop_lag_s) else 0.0
     return out
 
 
@@ -149,11 +162,12 @@ class CounterSource:
                     inflight=c.inflight,
                     oldest_inflight_age_s=c.oldest_inflight_age_s,
                     interval_s=interval,
+                    loop_lag_s=c.loop_lag_s,
                 )
             )
         self._before = current
         self._before_t = now
-        return samples
+        return with_peer_context(samples)
 
 
 def registry_source(registry: CollectorRegistry) -> CounterSource:
@@ -185,6 +199,7 @@ class PrometheusApiSource:
             "timeouts": f'sum by (provider) (increase({att}{{error_type="timeout"}}[{w}]))',
             "inflight": f"max by (provider) ({names.PROVIDER_INFLIGHT})",
             "age": f"max by (provider) ({names.PROVIDER_OLDEST_INFLIGHT_AGE})",
+            "loop_lag": f"max({names.GATEWAY_LOOP_LAG})",
         }
         for q in QUANTILES:
             out[f"q{q}"] = (
@@ -194,11 +209,14 @@ class PrometheusApiSource:
 
     def poll(self, now: float) -> list[Sample]:
         values: dict[str, dict[str, float]] = {}
+        loop_lag_s = 0.0
         for key, expr in self._queries().items():
             for labels, value in query_instant(self.base_url, expr, now, self.timeout_s):
                 provider = labels.get("provider")
                 if provider:
                     values.setdefault(provider, {})[key] = value
+                elif key == "loop_lag":
+                    loop_lag_s = _finite(value)
         samples = []
         for provider, v in sorted(values.items()):
             samples.append(
@@ -214,9 +232,10 @@ class PrometheusApiSource:
                     inflight=_finite(v.get("inflight")),
                     oldest_inflight_age_s=_finite(v.get("age")),
                     interval_s=self.window_s,
+                    loop_lag_s=loop_lag_s,
                 )
             )
-        return samples
+        return with_peer_context(samples)
 
 
 def run_sampler(
@@ -254,44 +273,33 @@ def run_sampler(
 
 
 def http_get_text(url: str, timeout_s: float, token: str | None = None) -> str:
-    request = urllib.request.Request(url, headers={"Accept": "text/plain"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            body: bytes = response.read()
-    except urllib.error.HTTPError as exc:
-        raise EnvironmentProblem(f"{url} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise EnvironmentProblem(
-            f"{url} does not answer: {exc}", hint="is the target running and the URL right?"
-        ) from None
-    return body.decode("utf-8", errors="replace")
+    """A ``/metrics`` page through the one control-call client (``paystab.httpclient``)."""
+    reply = httpclient.request("GET", url, token=token, timeout_s=timeout_s, accept="text/plain")
+    if not reply.ok:
+        reply.expect_ok("metrics scrape")
+    return reply.text
 
 
 def _prom_api(base_url: str, path: str, params: dict[str, str], timeout_s: float) -> Any:
-    url = f"{base_url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+    url = f"{base_url.rstrip('/')}{path}"
+    where = f"Prometheus at {httpclient.safe_url(base_url)}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            payload = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read())
-        except ValueError:
-            raise EnvironmentProblem(f"Prometheus at {base_url} answered HTTP {exc.code}") from None
-        if exc.code in (400, 422):
-            raise InvalidInput(
-                f"Prometheus rejected the query: {payload.get('error', exc.code)}",
-                source="--query",
-            ) from None
-        raise EnvironmentProblem(f"Prometheus at {base_url} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reply = httpclient.request("GET", url, params=params, timeout_s=timeout_s)
+    except httpclient.Unreachable as exc:
         raise EnvironmentProblem(
-            f"Prometheus at {base_url} does not answer: {exc}",
+            f"{where} does not answer: {exc.message}",
             hint="check --prometheus (e.g. http://127.0.0.1:9090) and that the server runs",
         ) from None
+    payload = reply.body
+    if not reply.ok:
+        if reply.status in (400, 422) and isinstance(payload, dict):
+            raise InvalidInput(
+                f"Prometheus rejected the query: {payload.get('error', reply.status)}",
+                source="--query",
+            ) from None
+        raise EnvironmentProblem(f"{where} answered HTTP {reply.status}") from None
     if not isinstance(payload, dict) or payload.get("status") != "success":
-        raise EnvironmentProblem(f"Prometheus at {base_url} answered an error: {payload!r:.200}")
+        raise EnvironmentProblem(f"{where} answered an error: {payload!r:.200}")
     return payload.get("data", {})
 
 

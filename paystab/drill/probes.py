@@ -9,12 +9,13 @@ with ``tolerance`` comparing the two. Each outcome becomes a report hypothesis
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paystab.chaos.runbook import Probe, Runbook
 from paystab.drill.recorder import Recorder
-from paystab.drill.target import get_status
+from paystab.httpclient import get_status
 from paystab.report.model import HypothesisResult
 
 
@@ -30,16 +31,24 @@ class ProbeOutcome:
         return HypothesisResult(f"steady_state.{self.when}: {self.name} ({self.expected})", self.observed, self.ok)
 
 
-def http_probes(probes: Sequence[Probe], gateway_url: str, when: str) -> list[ProbeOutcome]:
+def http_probes(probes: Sequence[Probe], gateway_url: str, when: str,
+                token: str | None = None) -> list[ProbeOutcome]:
+    """GET each HTTP probe (through ``paystab.httpclient``). ``token`` goes only to probes
+    on the gateway itself (a path, or a URL with the gateway's origin), never elsewhere."""
     out = []
     for probe in probes:
         if probe.http is None or when not in probe.when:
             continue
         url = probe.http if "://" in probe.http else gateway_url.rstrip("/") + "/" + probe.http.lstrip("/")
-        status = get_status(url, probe.timeout_s)
+        status = get_status(url, probe.timeout_s, token if _same_origin(url, gateway_url) else None)
         out.append(ProbeOutcome(probe.name, when, status == probe.expect_status, status,
                                 f"HTTP {probe.expect_status} from {url}"))
     return out
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
 def _bounds(probe: Probe) -> str:

@@ -12,36 +12,24 @@ Implementations: :class:`ReferenceTarget` (paystab's own stack, started here) an
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from paystab import httpclient
 from paystab.exceptions import EnvironmentProblem
 from paystab.report.model import ReconciliationRecord
 from paystab.stack.endpoints import StackEndpoints
 
 
-def _post_json(url: str, token: str | None, timeout_s: float = 5.0) -> Any:
-    request = urllib.request.Request(url, data=b"{}", method="POST",
-                                     headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        return json.loads(response.read() or b"null")
+def _post_json(url: str, token: str | None, timeout_s: float = 5.0) -> httpclient.Reply:
+    return httpclient.request("POST", url, {}, token=token, timeout_s=timeout_s)
 
 
-def get_status(url: str, timeout_s: float = 2.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError):
-        return 0
+def get_status(url: str, timeout_s: float = 2.0, token: str | None = None) -> int:
+    """The HTTP status of ``GET url``; 0 when nothing answers."""
+    return httpclient.get_status(url, timeout_s, token)
 
 
 class Target(ABC):
@@ -64,11 +52,16 @@ class Target(ABC):
         remaining: int | None = None
         while time.monotonic() < deadline:
             try:
-                remaining = int(_post_json(url, self.endpoints.admin_token)["unresolved"])
-            except (urllib.error.HTTPError, KeyError, TypeError, ValueError):
-                return None  # not paystab's gateway: nothing to settle
-            except (urllib.error.URLError, OSError):
+                reply = _post_json(url, self.endpoints.admin_token)
+            except httpclient.Unreachable:
                 remaining = -1  # restarting: try again
+            else:
+                try:
+                    remaining = int(reply.body["unresolved"]) if reply.ok else None
+                except (KeyError, TypeError, ValueError):
+                    remaining = None
+                if remaining is None:
+                    return None  # not paystab's gateway: nothing to settle
             if remaining == 0:
                 return 0
             time.sleep(0.25)
