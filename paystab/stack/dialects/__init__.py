@@ -8,6 +8,7 @@ answers.
 
 from __future__ import annotations
 
+from paystab.stack.dialects.adyen import AdyenDialect
 from paystab.stack.dialects.alpha import AlphaDialect
 from paystab.stack.dialects.base import Dialect
 from paystab.stack.dialects.bravo import BravoDialect
@@ -26,6 +27,7 @@ DIALECTS: dict[str, Dialect] = {
     for d in (
         AlphaDialect(), BravoDialect(), CharlieDialect(), DeltaDialect(), EchoDialect(),
         PayPayDialect(), KakaoDialect(), GrabDialect(), KonbiniDialect(), FurikomiDialect(),
+        AdyenDialect(),
     )
 }
 
