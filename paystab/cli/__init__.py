@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "drill_cmds",
     "export_cmds",
     "report_cmds",
+    "watch_cmds",
 )
 
 

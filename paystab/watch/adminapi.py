@@ -1,0 +1,133 @@
+"""watch's own HTTP API: ``GET /metrics``, ``GET /healthz``, ``GET /state``, and the pins
+``PUT /pins/{provider}`` with ``{"pin": "in"|"out"}`` and ``DELETE /pins/{provider}``.
+
+It listens on loopback unless a token is configured (``admin.token_env``); with a token,
+every request but /healthz and /metrics must carry ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import generate_latest
+
+from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.watch.config import is_loopback
+
+if TYPE_CHECKING:
+    from paystab.watch.service import WatchService
+
+
+class AdminServer:
+    def __init__(self, service: WatchService) -> None:
+        self.service = service
+        cfg = service.config.admin
+        host, _, port = cfg.listen.rpartition(":")
+        self.host = host.strip("[]") or "127.0.0.1"
+        self.port = int(port)
+        self.token = os.environ.get(cfg.token_env) if cfg.token_env else None
+        if not is_loopback(self.host) and not self.token:
+            raise InvalidInput(f"admin.listen {cfg.listen} is not loopback and "
+                               f"${cfg.token_env} is empty", field="admin.token_env")
+        self.url = ""
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        try:
+            server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        except OSError as exc:
+            raise EnvironmentProblem(f"watch admin API cannot listen on "
+                                     f"{self.host}:{self.port}: {exc}") from None
+        server.daemon_threads = True
+        self._server = server
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self.url = f"http://{host}:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, name="watch-admin", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _handler(admin: AdminServer) -> type[BaseHTTPRequestHandler]:
+    service = admin.service
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, payload: Any, content_type: str = "application/json"
+                  ) -> None:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _authorised(self) -> bool:
+            if admin.token is None:
+                return True
+            given = self.headers.get("Authorization", "")
+            return hmac.compare_digest(given.encode(), f"Bearer {admin.token}".encode())
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(service.registry),
+                           "text/plain; version=0.0.4; charset=utf-8")
+            elif path == "/healthz":
+                bad = {k: v for k, v in service.source_status.items() if v != "ok"}
+                self._send(200 if not bad else 503, {"ok": not bad, "sources": service.source_status})
+            elif path == "/state":
+                if not self._authorised():
+                    self._send(401, {"error": "bearer token required"})
+                    return
+                self._send(200, service.snapshot())
+            else:
+                self._send(404, {"error": "not found"})
+
+        def _pin(self, pin: str | None) -> None:
+            if not self._authorised():
+                self._send(401, {"error": "bearer token required"})
+                return
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if len(parts) != 2 or parts[0] != "pins" or not parts[1]:
+                self._send(404, {"error": "use /pins/{provider}"})
+                return
+            provider = urllib.parse.unquote(parts[1])
+            if pin is None:
+                service.admin.pin(provider, None)
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(min(length, 65536)) or b"{}")
+                except ValueError:
+                    body = {}
+                value = body.get("pin") if isinstance(body, dict) else None
+                if value not in ("in", "out"):
+                    self._send(422, {"error": 'body must be {"pin": "in"} or {"pin": "out"}'})
+                    return
+                service.admin.pin(provider, value)
+            self._send(200, {"provider": provider, "pin": service.admin.pins.get(provider)})
+
+        def do_PUT(self) -> None:
+            self._pin("set")
+
+        def do_POST(self) -> None:
+            self._pin("set")
+
+        def do_DELETE(self) -> None:
+            self._pin(None)
+
+    return Handler

@@ -1,0 +1,105 @@
+"""The watch config: typed, YAML 1.2 scalars, every error at once with file:line:field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paystab.cli import cli
+from paystab.exceptions import InvalidInput
+from paystab.watch.config import SCHEMA_PATH, WatchConfigInvalid, config_from_text, load_config, schema_text
+
+GOOD = """\
+interval_s: 1s
+providers:
+  - name: NO            # YAML 1.2: Norway's code stays a string
+    methods: [card]
+  - name: stripe
+    methods: [card, wallet]
+sources:
+  - kind: prometheus
+    url: http://127.0.0.1:9090
+    preset: otel_http_client
+  - kind: otlp
+    listen: 127.0.0.1:0
+actuators:
+  - kind: webhook
+    url: http://127.0.0.1:8000/flags/{provider}
+    body: '{{"enabled": {enabled}}}'
+state_file: state.json
+"""
+
+
+def test_good_config_parses_with_yaml12_scalars(tmp_path: Path) -> None:
+    path = tmp_path / "watch.yaml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.providers[0].name == "NO"
+    assert config.interval_s == 1.0
+    assert config.sources[0].kind == "prometheus"
+    assert config.state_file == str(tmp_path / "state.json")
+    assert set(config.detectors) == {"failure_rate", "hang", "latency"}
+
+
+def test_every_error_at_once_with_lines() -> None:
+    text = """\
+interval_s: 1
+sources:
+  - kind: prometheus
+    url: ftp://nowhere
+  - kind: carrier-pigeon
+detectors:
+  failure_rate: {no_such_option: 1}
+actuators:
+  - kind: webhook
+    url: http://127.0.0.1:1/x
+    method: YEET
+"""
+    with pytest.raises(WatchConfigInvalid) as info:
+        config_from_text(text, "w.yaml")
+    problems = info.value.problems
+    assert problems[0].startswith("w.yaml:1: interval_s:")
+    assert any(p.startswith("w.yaml:4: sources[0].url:") for p in problems)
+    assert any(p.startswith("w.yaml:5: sources[1]:") for p in problems)
+    assert any(p.startswith("w.yaml:7: detectors.failure_rate.no_such_option:") for p in problems)
+    assert any(p.startswith("w.yaml:11: actuators[0].method:") for p in problems)
+    assert isinstance(info.value, InvalidInput)
+
+
+def test_missing_field_names_field_and_parent_line() -> None:
+    with pytest.raises(WatchConfigInvalid) as info:
+        config_from_text("sources:\n  - kind: metrics_url\n", "m.yaml")
+    assert info.value.problems == ["m.yaml:2: sources[0].url: Field required"]
+
+
+def test_off_loopback_admin_needs_token() -> None:
+    text = "sources: [{kind: otlp}]\nadmin: {listen: '0.0.0.0:9097'}\n"
+    with pytest.raises(WatchConfigInvalid, match="token_env"):
+        config_from_text(text)
+
+
+def test_validate_command_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: []\nsafety: {max_actions: -1}\n")
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["watch", "validate", str(good)])
+    assert ok.exit_code == 0, ok.output
+    failed = runner.invoke(cli, ["watch", "validate", str(bad)])
+    assert isinstance(failed.exception, InvalidInput)
+    assert failed.exception.exit_code == 2
+    assert "bad.yaml:1: sources" in failed.exception.message
+    assert "bad.yaml:2: safety.max_actions" in failed.exception.message
+
+
+def test_shipped_schema_is_generated_from_the_model() -> None:
+    assert SCHEMA_PATH.read_text() == schema_text()
+    schema = json.loads(schema_text())
+    assert "sources" in schema["required"]
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(schema)
