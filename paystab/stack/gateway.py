@@ -27,6 +27,7 @@ from aiohttp import web
 from paystab.collector.prometheus import make_registry, render
 from paystab.collector.stats import GatewayStats
 from paystab.collector.telemetry import Telemetry
+from paystab.httpclient import is_loopback_host
 from paystab.stack.catalog import METHODS, StackSettings
 from paystab.stack.dialects import get_dialect
 from paystab.stack.endpoints import ProviderEndpoint
@@ -91,7 +92,9 @@ class Gateway:
         app.router.add_post("/v1/payments", self.post_payment)
         app.router.add_get("/v1/payments/{id}", self.get_payment)
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/metrics", self.metrics)
+        # Off loopback the exposition (providers, traffic, drains) needs the admin token.
+        exposed = not is_loopback_host(self.options.host)
+        app.router.add_get("/metrics", self._admin(self.metrics) if exposed else self.metrics)
         app.router.add_get("/admin/providers", self._admin(self.admin_providers))
         app.router.add_post("/admin/providers/{name}/drain", self._admin(self.admin_drain))
         app.router.add_post("/admin/providers/{name}/restore", self._admin(self.admin_restore))

@@ -14,8 +14,10 @@ Endpoints (the contract is in ``stack/endpoints.py``)::
     GET    /healthz                              {"status": "ok", "providers": n}
 
 Errors are ``{"error": reason}``. With a token, every ``/admin/`` request needs
-``Authorization: Bearer <token>`` (401 otherwise); ``/metrics`` and ``/healthz`` stay open
-so a scraper needs no secret.
+``Authorization: Bearer <token>`` (401 otherwise). ``/metrics`` needs it too when the
+admin listener is bound off loopback (``metrics_need_token``): the exposition names every
+provider, its faults and its traffic. ``/healthz`` stays open for liveness probes (it says
+only "ok" and how many providers run).
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ def _error(status: int, reason: str) -> web.Response:
 
 class AdminApi:
     def __init__(self, providers: dict[str, SimProvider], metrics: SimMetrics,
-                 token: str | None) -> None:
+                 token: str | None, metrics_need_token: bool = False) -> None:
         self._providers = providers
         self._metrics = metrics
         self._token = token
+        self._guarded = ("/admin/", "/metrics") if metrics_need_token else ("/admin/",)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024, middlewares=[self._auth])
@@ -60,7 +63,7 @@ class AdminApi:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is not None and request.path.startswith("/admin/"):
+        if self._token is not None and request.path.startswith(self._guarded):
             given = request.headers.get("Authorization", "")
             expected = f"Bearer {self._token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):

@@ -168,7 +168,8 @@ def _build(spec: ProviderSpec, root: Path, metrics: SimMetrics, seed: int | None
 
 
 async def _start_admin(running: RunningProviders, host: str, port: int) -> web.AppRunner:
-    api = AdminApi(running.providers, running.metrics, running.token)
+    api = AdminApi(running.providers, running.metrics, running.token,
+                   metrics_need_token=not is_loopback(host))
     runner = web.AppRunner(api.app(), access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

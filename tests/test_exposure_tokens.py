@@ -1,0 +1,88 @@
+"""Bound off loopback, only the customer payment API answers without the token.
+
+``paystab up --host 0.0.0.0 --token T``: the gateway's and the simulators' ``/metrics``
+and admin APIs refuse a caller without the token, the payment API still answers, and
+the token goes nowhere else — not in the log, not in a file others can read. Everything
+is reached over 127.0.0.1 (the listeners are on the wildcard address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+
+from paystab import httpclient
+from paystab.stack.providers import start_providers
+from tests.conftest import RunningStack
+from tests.conftest_providers import FAST, run, universal_spec
+
+TOKEN = "t0ken-" + uuid.uuid4().hex
+
+
+async def _status(url: str, token: str | None = None) -> int:
+    """The status of GET ``url`` with the sync client, off the event loop serving it."""
+    reply = await asyncio.to_thread(httpclient.request, "GET", url, token=token)
+    return reply.status
+
+
+def test_simulator_metrics_need_the_token_off_loopback(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        running = await start_providers([universal_spec("alpha", latency=FAST)], host="0.0.0.0",
+                                        data_dir=tmp_path, token=TOKEN)
+        try:
+            metrics = running.metrics_url
+            assert metrics.startswith("http://127.0.0.1:")
+            assert await _status(metrics) == 401
+            assert await _status(metrics, "wrong") == 401
+            assert await _status(metrics, TOKEN) == 200
+            admin = running.admin_url + "/admin/providers"
+            assert await _status(admin) == 401
+            assert await _status(running.admin_url + "/healthz") == 200
+        finally:
+            await running.stop()
+
+    run(scenario())
+
+
+def test_simulator_metrics_stay_open_on_loopback(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        running = await start_providers([universal_spec("alpha", latency=FAST)],
+                                        data_dir=tmp_path, token=TOKEN)
+        try:
+            assert await _status(running.metrics_url) == 200
+            assert await _status(running.admin_url + "/admin/providers") == 401
+        finally:
+            await running.stop()
+
+    run(scenario())
+
+
+@pytest.mark.slow
+def test_up_off_loopback_guards_everything_but_payments(tmp_path: Path) -> None:
+    stack = RunningStack(tmp_path, ["--host", "0.0.0.0", "--token", TOKEN])
+    try:
+        ep = stack.endpoints
+        gateway = ep.gateway_url.replace("0.0.0.0", "127.0.0.1").rstrip("/")
+        assert httpclient.request("GET", f"{gateway}/metrics").status == 401
+        assert httpclient.request("GET", f"{gateway}/metrics", token=TOKEN).status == 200
+        assert httpclient.request("GET", f"{gateway}/admin/providers").status == 401
+        assert ep.provider_admin_url
+        provider_metrics = ep.provider_admin_url.rstrip("/") + "/metrics"
+        assert httpclient.request("GET", provider_metrics).status == 401
+        assert httpclient.request("GET", provider_metrics, token=TOKEN).status == 200
+        paid = httpclient.request(
+            "POST", f"{gateway}/v1/payments",
+            {"amount": 1999, "currency": "JPY", "method": "card", "country": "JP",
+             "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030,
+                      "cvc": "123"}},
+            headers={"Idempotency-Key": "exposure-1"})
+        assert paid.status in (200, 201), paid.body
+        # The ready file holds the token: only its owner may read it.
+        assert stat.S_IMODE(stack.ready_file.stat().st_mode) & 0o077 == 0
+    finally:
+        stack.stop()
+    assert TOKEN not in stack.log_path.read_text(errors="replace")
