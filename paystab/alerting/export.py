@@ -69,9 +69,9 @@ def render_deploy(config: AlertingConfig) -> dict[str, str]:
 
     header = _HEADER.format(command="python -m paystab.alerting.export")
     targets = [
-        ScrapeTarget(config.gateway_job, "http://gateway:8080/metrics"),
-        ScrapeTarget(config.providers_job, "http://providers:9100/metrics"),
-        # the fault proxy's API (and its /metrics) always needs the token off loopback
+        # off loopback every /metrics of paystab needs the token (docs/security.md)
+        ScrapeTarget(config.gateway_job, "http://gateway:8080/metrics", DEPLOY_TOKEN_FILE),
+        ScrapeTarget(config.providers_job, "http://providers:9100/metrics", DEPLOY_TOKEN_FILE),
         ScrapeTarget("paystab-proxy", "http://proxy:8474/metrics", DEPLOY_TOKEN_FILE),
         ScrapeTarget("otel-collector", "http://otel-collector:8889/metrics"),
     ]
