@@ -87,20 +87,27 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
 @click.option("--seed", type=int)
 @click.option("--trace-jsonl", type=click.Path(path_type=Path))
 @click.option("--ready-file", type=click.Path(path_type=Path))
+@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE", envvar="PAYSTAB_GATEWAY_LIMITS",
+              help="Override a client bound (docs/security.md), e.g. header_read_timeout_s=5.")
+@click.option("--secret-file", type=click.Path(path_type=Path), envvar="PAYSTAB_GATEWAY_SECRET_FILE",
+              help="Key for idempotency hashes (default: <ledger>.secret, made on first start).")
 def gateway_command(providers_file: Path, port: int, host: str, ledger: Path, config: Path | None,
                     no_telemetry: bool, token: str | None, seed: int | None,
-                    trace_jsonl: Path | None, ready_file: Path | None) -> None:
+                    trace_jsonl: Path | None, ready_file: Path | None, limits: tuple[str, ...],
+                    secret_file: Path | None) -> None:
     """Run the reference gateway alone, in front of already running providers."""
     import asyncio
 
     from paystab.collector.telemetry import setup_logging
     from paystab.stack.gateway_main import read_providers_file, serve_gateway
+    from paystab.stack.http_guard import GatewayLimits
 
     setup_logging()
+    gateway_limits = GatewayLimits.from_pairs(limits)
     settings = _settings(config, seed)
     providers = read_providers_file(providers_file)
     asyncio.run(serve_gateway(settings, providers, ledger, host, port, token, not no_telemetry,
-                              trace_jsonl, ready_file))
+                              trace_jsonl, ready_file, gateway_limits, secret_file))
 
 
 @click.command("reconcile")

@@ -63,7 +63,9 @@ class ProviderSpec:
             return False
         if self.countries is not None and country not in self.countries:
             return False
-        if method == "card" and brand is not None and brand not in self.card_brands:
+        # A card no known scheme claims (Discover, UnionPay, all zeros) is taken by nobody:
+        # better refused up front than declined "not supported" by every acquirer in turn.
+        if method == "card" and brand not in self.card_brands:
             return False
         return not (method == "wallet" and brand is not None and brand not in self.wallet_brands)
 

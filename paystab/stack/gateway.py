@@ -7,6 +7,12 @@ semantics: missing → 400; same key with another body → 422; same key still i
 not final: the same key runs it again, with the earlier attempts still known to the
 resolver so nothing is charged twice. Load shedding answers 503 with Retry-After once
 ``max_concurrency`` payments are in flight.
+
+A request is validated whole, body and key (``payment_api``), and checked routable
+before anything is written to the ledger; what bounds a client is in ``http_guard``.
+Idempotency keys are kept (in memory and in the ledger) only as a keyed hash: a card
+number pasted into the header is never at rest. The key is the per-stack secret of
+:func:`paystab.stack.ledger.ledger_secret`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +37,10 @@ from paystab.httpclient import is_loopback_host
 from paystab.stack.catalog import METHODS, StackSettings
 from paystab.stack.dialects import get_dialect
 from paystab.stack.endpoints import ProviderEndpoint
-from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger, durable
+from paystab.stack.http_guard import GatewayLimits, read_body
+from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger, durable, keyed_hash, ledger_secret
 from paystab.stack.payment_api import (
-    MAX_BODY_BYTES,
+    PAYMENT_ID,
     PaymentRequest,
     RequestProblem,
     parse_payment,
@@ -55,8 +62,11 @@ def problem_response(problem: RequestProblem, extra: dict[str, Any] | None = Non
     if extra:
         body.update(extra)
     headers = {"Retry-After": str(problem.retry_after_s)} if problem.retry_after_s else None
-    return web.Response(status=problem.status, body=json.dumps(body).encode(),
-                        content_type=PROBLEM, headers=headers)
+    response = web.Response(status=problem.status, body=json.dumps(body).encode(),
+                            content_type=PROBLEM, headers=headers)
+    if problem.close_connection:
+        response.force_close()
+    return response
 
 
 @dataclass
@@ -64,6 +74,8 @@ class GatewayOptions:
     host: str = "127.0.0.1"
     port: int = 0
     token: str | None = None  # required on /admin/* when set; required to bind non-loopback
+    limits: GatewayLimits = field(default_factory=GatewayLimits)
+    key_secret: bytes | None = None  # keys idempotency hashes; default: beside the ledger
 
 
 class Gateway:
@@ -73,6 +85,8 @@ class Gateway:
         self.options = options
         self.telemetry = telemetry
         self.ledger = GatewayLedger(ledger_path)
+        self.limits = options.limits
+        self.key_secret = options.key_secret or ledger_secret(ledger_path)
         self.stats = GatewayStats()
         specs = [s for s in settings.providers if s.name in providers]
         for spec in specs:
@@ -85,13 +99,16 @@ class Gateway:
         self.session: aiohttp.ClientSession | None = None
         self.processor: Processor | None = None
         self.resolver: Resolver | None = None
+        self._openapi: bytes | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[self._errors])
+        app = web.Application(client_max_size=self.limits.max_body_bytes + 1,
+                              middlewares=[self._errors])
         app.router.add_post("/v1/payments", self.post_payment)
         app.router.add_get("/v1/payments/{id}", self.get_payment)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/openapi.json", self.openapi)
         # Off loopback the exposition (providers, traffic, drains) needs the admin token.
         exposed = not is_loopback_host(self.options.host)
         app.router.add_get("/metrics", self._admin(self.metrics) if exposed else self.metrics)
@@ -142,7 +159,10 @@ class Gateway:
                 raise
             slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
                 exc.status, "http-error")
-            return problem_response(RequestProblem(exc.status, slug, exc.reason, exc.text or exc.reason))
+            response = problem_response(RequestProblem(exc.status, slug, exc.reason, exc.reason))
+            if "Allow" in exc.headers:  # 405 says what is allowed
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
 
     # -- payment API -------------------------------------------------------------------
     async def post_payment(self, request: web.Request) -> web.Response:
@@ -153,8 +173,18 @@ class Gateway:
             self.stats.shed += 1
             raise RequestProblem(503, "overloaded", "Gateway overloaded",
                                  "too many payments in flight; retry shortly", retry_after_s=1)
-        key = validate_idempotency_key(request.headers.get("Idempotency-Key"))
-        payment = parse_payment(await request.read(), request.headers.get("Content-Type"))
+        raw_key = validate_idempotency_key(request.headers.get("Idempotency-Key"))
+        limits = self.limits
+        payment = parse_payment(await read_body(request, limits), request.headers.get("Content-Type"),
+                                max_body_bytes=limits.max_body_bytes,
+                                max_json_depth=limits.max_json_depth, fingerprint_key=self.key_secret)
+        if not self.router.routable(payment.method, payment.currency, payment.country, payment.brand):
+            raise RequestProblem(
+                422, "unroutable", "No provider takes this payment",
+                f"no configured provider takes {payment.method} in {payment.currency} from "
+                f"{payment.country}" + (f" ({payment.brand})" if payment.brand else
+                                        " (card scheme not accepted)" if payment.card else ""))
+        key = keyed_hash(self.key_secret, raw_key)
         # No await between these checks and registering the key: same-key races are settled.
         busy_fp = self._inflight_keys.get(key)
         if busy_fp is not None:
@@ -268,11 +298,20 @@ class Gateway:
             self._done.popitem(last=False)
 
     async def get_payment(self, request: web.Request) -> web.Response:
-        stored = self.ledger.find_by_id(request.match_info["id"])
+        payment_id = request.match_info["id"]
+        stored = self.ledger.find_by_id(payment_id) if PAYMENT_ID.matches(payment_id) else None
         if stored is None or stored.response is None:
             raise RequestProblem(404, "not-found", "Payment not found",
-                                 f"no payment {request.match_info['id']!r}")
+                                 f"no payment {payment_id[:40]!r}")
         return web.json_response(stored.response)
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        from paystab.stack.openapi import gateway_document
+
+        if self._openapi is None:
+            self._openapi = json.dumps(gateway_document(
+                self.options.token is not None, list(self.router.routes), self.limits)).encode()
+        return web.Response(body=self._openapi, content_type=JSON)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         active = sum(1 for r in self.router.routes.values() if not r.drained)

@@ -2,7 +2,8 @@
 
 Builds settings, telemetry and the :class:`Gateway`, binds, writes its own ready file with
 the bound port and pid, and serves until SIGINT/SIGTERM. Binding anything but loopback
-requires an admin token.
+requires an admin token. Connections are served by ``http_guard``'s request handler, with
+the :class:`GatewayLimits` given (``--limit name=value``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.stack.catalog import StackSettings
 from paystab.stack.endpoints import ProviderEndpoint, StackEndpoints
 from paystab.stack.gateway import Gateway, GatewayOptions
+from paystab.stack.http_guard import ConnectionGuard, GatewayLimits, GuardedSite
 
 
 def is_loopback(host: str) -> bool:
@@ -37,6 +39,19 @@ def check_bind(host: str, token: str | None, what: str) -> None:
         raise InvalidInput(
             f"refusing to bind {what} to {host}: admin and fault APIs bind loopback only",
             field="--host", expected="127.0.0.1, or a --token for any other address")
+
+
+def read_secret_file(path: Path) -> bytes:
+    """A key secret passed in (``--secret-file``): its bytes, stripped; 16 at least."""
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the secret file: {exc.strerror}", source=str(path),
+                           field="--secret-file") from None
+    if len(secret) < 16:
+        raise InvalidInput("the secret file holds fewer than 16 bytes", source=str(path),
+                           field="--secret-file", expected="16 or more random bytes")
+    return secret
 
 
 def read_providers_file(path: str | Path) -> dict[str, ProviderEndpoint]:
@@ -63,14 +78,20 @@ def _has_gateway(path: str | Path) -> bool:
 async def serve_gateway(settings: StackSettings, providers: dict[str, ProviderEndpoint],
                         ledger: Path, host: str, port: int, token: str | None,
                         telemetry_on: bool, trace_jsonl: Path | None,
-                        ready_file: Path | None) -> None:
+                        ready_file: Path | None, limits: GatewayLimits | None = None,
+                        secret_file: Path | None = None) -> None:
     check_bind(host, token, "the gateway")
+    limits = limits or GatewayLimits()
+    key_secret = read_secret_file(secret_file) if secret_file else None
     telemetry = setup_telemetry("paystab-gateway", enabled=telemetry_on,
                                 sample_ratio=settings.trace_sample_ratio, jsonl_path=trace_jsonl)
-    gateway = Gateway(settings, providers, ledger, telemetry, GatewayOptions(host, port, token))
-    runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
+    gateway = Gateway(settings, providers, ledger, telemetry,
+                      GatewayOptions(host, port, token, limits, key_secret))
+    handler_kwargs = {**limits.handler_kwargs(), "access_log": None}  # paths may hold anything
+    runner = web.AppRunner(gateway.app(), handle_signals=False, **handler_kwargs)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+    site = GuardedSite(runner, host, port, ConnectionGuard(limits), handler_kwargs,
+                       reuse_address=True, backlog=1024)
     try:
         await site.start()
     except OSError as exc:

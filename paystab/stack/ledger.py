@@ -16,21 +16,27 @@ never saw it).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import os
+import secrets
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paystab.exceptions import EnvironmentProblem
 from paystab.stack.group_commit import GroupCommit, Statement
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
   id TEXT PRIMARY KEY,
-  idempotency_key TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT NOT NULL UNIQUE,  -- HMAC-SHA256 of the key (keyed_hash), never the key
   fingerprint TEXT NOT NULL,
   status TEXT NOT NULL,
   code TEXT,
@@ -270,6 +276,48 @@ class GatewayLedger:
     def update_attempt(self, payment_id: str, n: int, state: str, code: str | None,
                        provider_ref: str | None) -> None:
         self._now(payment_id, [_attempt_result(payment_id, n, state, code, provider_ref)])
+
+
+SECRET_SUFFIX = ".secret"
+
+
+def ledger_secret(ledger_path: str | Path) -> bytes:
+    """The stack's secret for keyed hashes, kept beside the ledger (``<ledger>.secret``, 0600).
+
+    Created (32 random bytes, hex) by the first gateway to open the ledger, read by every
+    restart, so a replayed Idempotency-Key still finds its payment. Refused when others
+    can read it: the hashes are only as private as this file.
+    """
+    path = Path(str(ledger_path) + SECRET_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot read the ledger secret {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise EnvironmentProblem(f"the ledger secret {path} is readable by others",
+                                 hint=f"chmod 600 {path}")
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise EnvironmentProblem(f"the ledger secret {path} is not 32+ hex digits",
+                                 hint="delete it to have a new one made (replays of old keys stop working)")
+    return secret
+
+
+def keyed_hash(secret: bytes, text: str) -> str:
+    """HMAC-SHA256 of ``text``, hex: what the ledger stores instead of an Idempotency-Key."""
+    return hmac.digest(secret, text.encode("utf-8", "surrogateescape"), hashlib.sha256).hex()
 
 
 async def durable(commit: Commit) -> None:

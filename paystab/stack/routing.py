@@ -224,6 +224,10 @@ class Router:
                 self._able[kind] = able
         return able
 
+    def routable(self, method: str, currency: str, country: str, brand: str | None) -> bool:
+        """Whether any configured provider takes this kind of payment, drained or not."""
+        return bool(self._able_for(method, currency, country, brand))
+
     def candidates(self, method: str, currency: str, country: str, brand: str | None,
                    exclude: set[str]) -> list[Route]:
         """Providers to try in order. Empty when none can take the payment at all."""

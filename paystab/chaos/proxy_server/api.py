@@ -17,6 +17,7 @@ tooling work unchanged::
     POST /reset                        204            (enable all, remove all toxics)
     GET  /version                      {"version": ...}
     GET  /metrics                      Prometheus text (paystab's own metric names)
+    GET  /openapi.json                 OpenAPI 3.1 of all of the above (``openapi.py``)
 
 Errors are ``{"error": message, "status": code}``. Like Toxiproxy, requests whose
 User-Agent looks like a browser get 403 (a web page must not be able to drive the proxy).
@@ -136,6 +137,11 @@ def build_app(
     async def version(request: web.Request) -> web.Response:
         return _json({"version": VERSION, "api": "toxiproxy/2"})
 
+    async def openapi(request: web.Request) -> web.Response:
+        from paystab.chaos.proxy_server.openapi import proxy_document
+
+        return _json(proxy_document(token is not None))
+
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={
             "Content-Type": CONTENT_TYPE_LATEST})
@@ -157,4 +163,5 @@ def build_app(
     app.router.add_post("/reset", reset)
     app.router.add_get("/version", version)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     return app
