@@ -11,12 +11,10 @@ and failover controller (:mod:`.receiver`) for Alertmanager to call. A missing b
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +32,7 @@ from paystab.alerting.serverconfig import (
     prometheus_config,
 )
 from paystab.alerting.spec import AlertingConfig
+from paystab.children import child_env, forget, python_command, spawn
 from paystab.exceptions import EnvironmentProblem
 
 PROMETHEUS_BINARIES = ("prometheus",)
@@ -63,6 +62,7 @@ class RunningProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        forget(self.process)
         if self._log is not None:
             self._log.close()
         return self.process.returncode
@@ -217,15 +217,15 @@ def start_receiver(
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = child_env()
     if token:
         env["PAYSTAB_TOKEN"] = token
     else:
         env.pop("PAYSTAB_TOKEN", None)
 
     def command(port: int) -> list[str]:
-        argv = [sys.executable, "-m", "paystab.alerting.receiver", "--gateway", gateway_url,
-                "--listen", f"127.0.0.1:{port}"]
+        argv = python_command("-m", "paystab.alerting.receiver", "--gateway", gateway_url,
+                              "--listen", f"127.0.0.1:{port}")
         return argv if detect else [*argv, "--no-detect"]
 
     return _start("receiver", command, data, data / "receiver.log", timeout_s,
@@ -242,10 +242,10 @@ def _start(name: str, command: Callable[[int], list[str]], data: Path, config_pa
         log_path = data / f"{name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed by RunningProcess.stop
         try:
-            process = subprocess.Popen(
-                command(port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, env=env,
-            )
+            # SIGTERM when paystab dies (kernel death signal), so a crash leaves no server.
+            process = spawn(command(port), what=name, death_signal=signal.SIGTERM,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env)
         except OSError as exc:
             log.close()
             raise EnvironmentProblem(f"cannot start {name}: {exc}") from None
@@ -261,16 +261,6 @@ def _start(name: str, command: Callable[[int], list[str]], data: Path, config_pa
         f"{name} did not become ready within {timeout_s:g} s",
         hint=f"its log ({data / (name + '.log')}) ends with:\n{last_log[-1500:]}",
     )
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when paystab dies, so a crash leaves no server behind."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _wait_ready(running: RunningProcess, timeout_s: float, ready_path: str) -> bool:

@@ -6,14 +6,25 @@ rebuilt with ``from_record``. By default only *orphans* are cleared — faults w
 injecting process is gone (killed, crashed) — since a live owner clears its own faults
 when its duration ends; ``--all`` clears everything, and the live owner's later clear is
 a harmless no-op because every clear is idempotent.
+
+Processes paystab started (the child journal, see :mod:`paystab.children`) are stopped
+here too when the process that started them is gone — normally the kernel's death signal
+has already done it, and the record is only dropped. A process whose starter still runs
+is left to it, also with ``--all``: it is that paystab's stack, not a fault. Before any
+signal the pid must still name the recorded process (same start time and program), so
+a pid reused by something else is never touched.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from paystab.chaos.journal import Entry, Journal
+from paystab.chaos import procfs
+from paystab.chaos.journal import ChildEntry, ChildJournal, Entry, Journal
 from paystab.chaos.registry import kinds
 from paystab.collector.names import ACTIVE_FAULTS
 
@@ -27,8 +38,16 @@ class ClearResult:
 
 def clear_recorded(journal: Journal, uids: Sequence[str] = (), *,
                    include_live: bool = False) -> ClearResult:
-    """Clear recorded faults (all of ``uids``, or every orphan / every fault)."""
+    """Clear recorded faults (all of ``uids``, or every orphan / every fault).
+
+    Without ``uids`` it also stops leftover processes (:func:`stop_leftovers`); they are
+    reported as entries whose uid is ``process-<pid>``.
+    """
     result = ClearResult()
+    if not uids:
+        stopped, failed = stop_leftovers(ChildJournal(journal.root))
+        result.cleared += [_process_entry(e, "stopped leftover ") for e in stopped]
+        result.failed += [(_process_entry(e, ""), why) for e, why in failed]
     journal.sweep_temp_files()
     known = kinds()
     wanted = set(uids)
@@ -58,6 +77,67 @@ def clear_recorded(journal: Journal, uids: Sequence[str] = (), *,
         journal.remove(entry.uid)
         result.cleared.append(entry)
     return result
+
+
+def _process_entry(child: ChildEntry, verb: str) -> Entry:
+    return Entry(f"process-{child.pid}", child.path,
+                 {"uid": f"process-{child.pid}", "kind": "process",
+                  "description": verb + child.describe()})
+
+
+def stop_leftovers(children: ChildJournal, grace_s: float = 5.0
+                   ) -> tuple[list[ChildEntry], list[tuple[ChildEntry, str]]]:
+    """Stop recorded children whose starter is gone: SIGTERM, SIGKILL after ``grace_s``.
+
+    Answers (stopped, failed with why). Records of processes that already exited, or
+    whose pid now names another process, are dropped without a signal. Runs a few
+    rounds, because stopping a leftover orphans the children it had started itself.
+    """
+    stopped: list[ChildEntry] = []
+    failed: list[tuple[ChildEntry, str]] = []
+    spared = procfs.ancestors()
+    for _round in range(4):
+        leftovers = []
+        for entry in children.entries():
+            if not entry.alive:
+                children.remove(entry.key)  # exited, or its pid was reused: not ours
+            elif not entry.owner_alive and entry.pid not in spared \
+                    and entry.key not in {e.key for e, _ in failed}:
+                leftovers.append(entry)
+        if not leftovers:
+            break
+        for entry in leftovers:
+            _signal(entry, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+            _signal(entry, signal.SIGTERM)
+        still = _wait_gone(leftovers, grace_s)
+        for entry in still:
+            _signal(entry, signal.SIGKILL)
+        still = _wait_gone(still, 5.0)
+        for entry in leftovers:
+            if entry in still:
+                failed.append((entry, "still running after SIGKILL"))
+            else:
+                children.remove(entry.key)
+                stopped.append(entry)
+    return stopped, failed
+
+
+def _signal(entry: ChildEntry, signum: int) -> None:
+    if not entry.alive:
+        return  # checked right before every signal: the pid may have been reused since
+    try:
+        os.kill(entry.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # gone, or not ours to signal: the wait below tells
+
+
+def _wait_gone(entries: list[ChildEntry], timeout_s: float) -> list[ChildEntry]:
+    deadline = time.monotonic() + timeout_s
+    alive = [e for e in entries if e.alive]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [e for e in alive if e.alive]
+    return alive
 
 
 class ActiveFaultsCollector:

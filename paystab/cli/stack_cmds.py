@@ -54,6 +54,7 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     extras: list[Any] = []
+    started = False
     try:
         endpoints = stack.start()
         if prometheus or alertmanager:
@@ -63,6 +64,7 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
         if ready_file:
             stack.publish(ready_file)
         show_endpoints(endpoints)
+        started = True
         while not stop.wait(0.5):
             if not stack.alive():
                 click.echo("paystab: the provider simulators exited; stopping", err=True)
@@ -71,6 +73,8 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
         for extra in extras:
             extra.stop()
         stack.stop()
+        if not started:
+            stack.remove_temporary_data()  # a failed `up` leaves no paystab-stack-* behind
         for s, handler in previous.items():
             signal.signal(s, handler)
 

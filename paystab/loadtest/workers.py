@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import IO, Any
 
 import gevent
 
+from paystab.children import child_env, forget, python_command, spawn
 from paystab.exceptions import EnvironmentProblem
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -42,16 +42,19 @@ class WorkerProcesses:
         self._logs: list[IO[bytes]] = []
 
     def start(self) -> None:
-        env = dict(os.environ)
+        # -P and child_env: the workers import this paystab, never a folder in the cwd;
+        # spawn: they die with the master's process, also on SIGKILL, and are recorded.
+        env = child_env()
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         for index in range(self.count):
             log = tempfile.TemporaryFile(prefix=f"paystab-worker{index}-")  # noqa: SIM115 - closed in stop()
             self._logs.append(log)
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-                 "--master-host", self.master_host, "--master-port", str(self.master_port),
-                 "--loglevel", "WARNING"],
+            self.procs.append(spawn(
+                python_command("-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                               "--master-host", self.master_host,
+                               "--master-port", str(self.master_port), "--loglevel", "WARNING"),
+                what=f"load worker {index}",
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 cwd=str(PACKAGE_ROOT),
             ))
@@ -100,5 +103,6 @@ class WorkerProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+            forget(proc)
         for log in self._logs:
             log.close()

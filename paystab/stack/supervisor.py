@@ -6,21 +6,27 @@ real things to break: the gateway can be SIGKILLed and the supervisor starts it 
 the same port from the same ledger (like a process manager would), which is how the
 ``gateway-crash`` runbook checks RPO = 0. Synchronous code on purpose: it runs both in
 plain processes and in the drill's gevent-patched one.
+
+Both children are started through :func:`paystab.children.spawn`: they die with the
+process that supervises them, even when it is SIGKILLed, are recorded for ``paystab chaos
+clear``, and import the running paystab, never a ``paystab/`` folder in the current
+directory. A stack that fails to start removes the temporary data directory it made.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paystab.children import child_env, forget, python_command, spawn
 from paystab.exceptions import EnvironmentProblem
 from paystab.stack.endpoints import StackEndpoints
 
@@ -39,6 +45,10 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def _log_tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+
 def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], log: Path, what: str,
                    timeout_s: float = 45.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout_s
@@ -51,12 +61,15 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], log: Path, what: s
             except ValueError:
                 pass  # being written
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             code = proc.returncode
-            raise EnvironmentProblem(f"{what} exited with code {code} before it was ready:\n{tail}")
+            raise EnvironmentProblem(f"{what} exited with code {code} before it was ready:\n"
+                                     + _log_tail(log))
         time.sleep(0.05)
     proc.kill()
-    raise EnvironmentProblem(f"{what} did not become ready in {timeout_s:.0f}s (log: {log})")
+    proc.wait(timeout=5)
+    # The log goes in the message: a failed start removes a temporary data directory.
+    raise EnvironmentProblem(f"{what} did not become ready in {timeout_s:.0f}s; its log ends "
+                             f"with:\n{_log_tail(log)}")
 
 
 class RunningStack:
@@ -64,6 +77,7 @@ class RunningStack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
+        self.temporary_data_dir = options.data_dir is None
         self.data_dir = Path(options.data_dir or tempfile.mkdtemp(prefix="paystab-stack-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.providers_proc: subprocess.Popen[bytes] | None = None
@@ -77,19 +91,34 @@ class RunningStack:
         self.ready_file: Path | None = None
 
     # -- start ------------------------------------------------------------------------
-    def _base_cmd(self) -> list[str]:
-        return [sys.executable, "-m", "paystab"]
-
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.data_dir / log_name).open("ab")
-        env = dict(os.environ, **self.options.extra_env)
+        env = child_env(dict(os.environ, **self.options.extra_env))
         try:
-            return subprocess.Popen(self._base_cmd() + args, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, stdin=subprocess.DEVNULL)
+            return spawn(python_command("-m", "paystab", *args), what=f"paystab {args[0]}",
+                         stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
         finally:
             log.close()
 
     def start(self) -> StackEndpoints:
+        """Start both children and the watchdog; on failure leave nothing running.
+
+        A failed start stops what it started and, when the data directory is a temporary
+        one made here, removes it (the error carries the log's tail).
+        """
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            self.remove_temporary_data()
+            raise
+
+    def remove_temporary_data(self) -> None:
+        """Delete the data directory if it is a temporary one this stack made."""
+        if self.temporary_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _start(self) -> StackEndpoints:
         o = self.options
         prov_ready = self.data_dir / "providers.json"
         prov_ready.unlink(missing_ok=True)
@@ -173,6 +202,7 @@ class RunningStack:
                 if self._stopping or self.gateway_proc is None:
                     continue
                 if self.gateway_proc.poll() is not None and self.options.restart_gateway:
+                    forget(self.gateway_proc)
                     self.gateway_restarts += 1
                     try:
                         self._start_gateway()
@@ -199,3 +229,4 @@ class RunningStack:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
+                forget(proc)

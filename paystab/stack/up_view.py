@@ -33,13 +33,26 @@ def show_endpoints(endpoints: StackEndpoints, console: Console | None = None) ->
 
 
 def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
-    """Prometheus (and Alertmanager) on loopback with paystab's rules; returns handles."""
+    """Prometheus (and Alertmanager) on loopback with paystab's rules; returns handles.
+
+    If one fails to start, those already started are stopped before the error goes up.
+    """
+    handles: list[Any] = []
+    try:
+        _start_monitoring(stack, alertmanager, handles)
+    except BaseException:
+        for handle in reversed(handles):  # the ones that did start: stop them now
+            handle.stop()
+        raise
+    return handles
+
+
+def _start_monitoring(stack: RunningStack, alertmanager: bool, handles: list[Any]) -> None:
     import paystab.alerting.runtime as runtime
 
     assert stack.endpoints is not None
     endpoints = stack.endpoints
     data = Path(stack.data_dir)
-    handles: list[Any] = []
     am_url = None
     failover_url = None
     if alertmanager:
@@ -61,4 +74,3 @@ def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
     handles.append(prom)
     endpoints.prometheus_url = prom.url
     endpoints.alertmanager_url = am_url
-    return handles
