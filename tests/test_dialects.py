@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from paystab.stack.catalog import METHODS
 from paystab.stack.dialects import DIALECTS, get_dialect
 from paystab.stack.dialects.base import (
     LOOKUP_NOT_FOUND,
@@ -21,9 +22,14 @@ from paystab.stack.dialects.base import (
     HttpReply,
     SimOutcome,
 )
+from paystab.stack.dialects.routes import routes_of
 from paystab.stack.errors import CODES, DECLINE_CODES
 
-NAMES = sorted(DIALECTS)
+# Dialects with a gateway (client) side: the key-addressed ones, and the routed ones the
+# reference gateway speaks (adyen, paypay). A routed dialect's server side is tested with
+# its PSP's SDK (test_sdk_*).
+NAMES = sorted(n for n, d in DIALECTS.items()
+               if routes_of(d) is None or hasattr(d, "charge_call"))
 CHARGE_CODES = ("approved", "pending", *DECLINE_CODES)
 CARD = Card("4242424242424242", 12, 2030, "123")
 REQUESTS = {
@@ -59,6 +65,8 @@ def test_ten_distinct_dialects_registered() -> None:
 @pytest.mark.parametrize("kind", sorted(REQUESTS))
 def test_charge_request_round_trip(dialect: Dialect, kind: str) -> None:
     request = REQUESTS[kind]
+    if request.method not in getattr(dialect, "wire_methods", METHODS):
+        return  # e.g. PayPay's API has no card fields: its providers take wallets only
     call = dialect.charge_call(request)
     assert call.method == "POST"
     assert dialect.match(call.method, call.path) == ("charge", None)

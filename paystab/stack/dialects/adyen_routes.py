@@ -6,8 +6,10 @@ reconciler's ground truth:
 
 * ``POST /payments``: a charge (``additionalData.manualCapture: "true"`` authorises a card
   without capturing it); an AUTHORISATION notification follows a decided charge.
-* ``POST /payments/details``: the result of a wallet's redirect (``details.redirectResult``
-  from the action) — a look-up.
+* ``POST /payments/details``: the result of a wallet's redirect — a wallet payment sent
+  with a ``returnUrl`` answers ``RedirectShopper`` with an action whose URL carries
+  ``redirectResult``; posting ``{"details": {"redirectResult": …}}`` answers the outcome.
+  A wallet payment without ``returnUrl`` is answered at once.
 * ``POST /payments/{pspReference}/captures``: captures a manual-capture authorisation
   (an auto-captured payment is answered as received, nothing moves); ``/cancels`` releases
   an authorisation (not a captured payment); ``/refunds`` gives back a captured payment;
@@ -56,6 +58,7 @@ class AdyenState:
         self.refusals: dict[str, Refusal] = {}
         self.merchants: dict[str, str] = {}
         self.pm_types: dict[str, str] = {}
+        self.redirects: set[str] = set()  # wallet payments sent with a returnUrl
         listeners = getattr(host.book, "on_change", None)
         if isinstance(listeners, list):
             listeners.append(self._book_changed)
@@ -133,6 +136,7 @@ def _parse_payment(call: RouteCall) -> ChargeRequest:
     pm = doc["paymentMethod"]
     call.scratch.update(refusal=refusal, merchant=str(doc["merchantAccount"]),
                         pm_type=str(pm.get("type", "scheme")),
+                        redirect=bool(doc.get("returnUrl")),
                         hold=isinstance(extra, dict)
                         and str(extra.get("manualCapture", "")).lower() == "true")
     return charge
@@ -154,6 +158,8 @@ async def _payments(call: RouteCall) -> HttpReply:
     if not replay:
         state.merchants[key] = call.scratch["merchant"]
         state.pm_types[key] = call.scratch["pm_type"]
+        if call.scratch["redirect"]:
+            state.redirects.add(key)
         if call.scratch["refusal"] is not None:
             state.refusals[key] = call.scratch["refusal"]
         if outcome.code != "pending":
@@ -174,7 +180,8 @@ def _payment_answer(state: AdyenState, outcome: SimOutcome, redirect: bool = Tru
     if outcome.method == "card" and outcome.code == "pending":  # held for manual capture
         doc.pop("action", None)
         doc["resultCode"] = "Authorised"
-    elif outcome.method == "wallet" and redirect and not outcome.code.startswith("error."):
+    elif (outcome.method == "wallet" and redirect and key in state.redirects
+          and not outcome.code.startswith("error.")):
         for name in ("refusalReason", "refusalReasonCode", "additionalData"):
             doc.pop(name, None)
         doc["resultCode"] = "RedirectShopper"
@@ -261,9 +268,12 @@ def _modification(kind: str) -> Any:
                 await book.capture(key)
         elif kind == "cancels" and (held or current.code == "pending"):
             success = (await book.void(key)) is not None
-        elif (kind == "refunds" and current.code == "approved") or (
-                kind == "reversals" and current.code in ("approved", "pending")):
+        elif kind == "refunds" and current.code == "approved":
             success = (await book.void(key, refund=True)) is not None
+        elif kind == "reversals" and current.code in ("approved", "pending"):
+            # cancel or refund, whichever applies: the money goes back either way; the
+            # ledger calls it voided, as it does every void of a late success
+            success = (await book.void(key)) is not None
         state = _state(call)
         state.notify(_EVENTS[kind], current, success, psp=modification_ref(kind, psp))
         reference = doc.get("reference")
