@@ -19,9 +19,15 @@ import pytest
 from paystab.stack.dialects import DIALECTS
 from paystab.stack.dialects.alpha import AlphaDialect
 from paystab.stack.dialects.base import Card, ChargeRequest, HttpReply, InboundCall
-from paystab.stack.dialects.routes import Route, RouteCall, RouteError, RouteHost, RouteTable
+from paystab.stack.dialects.routes import (
+    Route,
+    RouteCall,
+    RouteError,
+    RouteHost,
+    RouteTable,
+    parse_fail_first,
+)
 from paystab.stack.providers import read_ledger
-from paystab.stack.providers.faults import parse_fail_first
 from tests.conftest_providers import run, simulators, universal_spec
 
 

@@ -46,6 +46,12 @@ class ProviderEndpoint:
     methods: list[str]
     dialect: str
     ledger: str | None = None  # SQLite path of the provider's capture ledger
+    # HTTPS providers (``--tls``): the PEM file of the CA that signed their certificate.
+    ca_file: str | None = None
+    # The PSP API key a client must send (routed dialects such as stripe), and the secret
+    # that signs the webhook events sent to ``--webhook-url``.
+    api_key: str | None = None
+    webhook_secret: str | None = None
 
 
 @dataclass

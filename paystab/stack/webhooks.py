@@ -25,11 +25,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from paystab.stack.providers.faults import WEBHOOK, FaultPlan, FaultSet
+if TYPE_CHECKING:  # imported lazily: dialects import this module, providers import dialects
+    from paystab.stack.providers.faults import FaultSet
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +104,17 @@ class WebhookSender:
         """Queue one event for every target that wants it; returns at once."""
         if not any(t.wants(event_type) for t in self.targets.values()):
             return
-        plan = self.faults.plan(WEBHOOK, None, time.monotonic()) if self.faults else None
-        plan = plan or FaultPlan()
-        if plan.webhook_drop:
+        plan = self.faults.plan("webhook", None, time.monotonic()) if self.faults else None
+        if plan is not None and plan.webhook_drop:
             self._record("*", event_type, event_id, 0, -1)
             return
-        for copy in range(1 + plan.webhook_copies):
-            delay_s = plan.webhook_delay_s + 0.01 * copy
-            if plan.webhook_hold_s > 0:
-                self._hold(event_type, event_id, payload, sign, plan.webhook_hold_s)
+        copies = plan.webhook_copies if plan is not None else 0
+        added_s = plan.webhook_delay_s if plan is not None else 0.0
+        hold_s = plan.webhook_hold_s if plan is not None else 0.0
+        for copy in range(1 + copies):
+            delay_s = added_s + 0.01 * copy
+            if hold_s > 0:
+                self._hold(event_type, event_id, payload, sign, hold_s)
             else:
                 self._spawn(event_type, event_id, payload, sign, delay_s)
 

@@ -20,6 +20,7 @@ from paystab.stack.dialects.grab import GrabDialect
 from paystab.stack.dialects.kakao import KakaoDialect
 from paystab.stack.dialects.konbini import KonbiniDialect
 from paystab.stack.dialects.paypay import PayPayDialect
+from paystab.stack.dialects.stripe import StripeDialect
 
 # Dialects hold no state, so one instance each serves every provider that speaks it.
 DIALECTS: dict[str, Dialect] = {
@@ -27,7 +28,7 @@ DIALECTS: dict[str, Dialect] = {
     for d in (
         AlphaDialect(), BravoDialect(), CharlieDialect(), DeltaDialect(), EchoDialect(),
         PayPayDialect(), KakaoDialect(), GrabDialect(), KonbiniDialect(), FurikomiDialect(),
-        AdyenDialect(),
+        AdyenDialect(), StripeDialect(),
     )
 }
 

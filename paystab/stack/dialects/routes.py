@@ -165,6 +165,26 @@ class RoutedDialect(Protocol):
         ...
 
 
+_INJECTED: tuple[InjectedError, ...] = ("server_error", "rate_limited", "malformed",
+                                        "bad_gateway")
+
+
+def parse_fail_first(value: str) -> tuple[int, InjectedError]:
+    """A fail-first magic value: ``"N"`` or ``"N:error"`` → (N, error), N in 1..100.
+
+    The error is one of server_error (default), rate_limited, malformed, bad_gateway;
+    ValueError names what is wrong.
+    """
+    count, _, error = value.partition(":")
+    if not count.isdigit() or not 1 <= int(count) <= 100:
+        raise ValueError("paystab_fail_times must be N or N:error with N in 1..100")
+    kind = error or "server_error"
+    for known in _INJECTED:
+        if kind == known:
+            return int(count), known
+    raise ValueError(f"paystab_fail_times error must be one of {', '.join(_INJECTED)}")
+
+
 def routes_of(dialect: object) -> RouteTable | None:
     """The dialect's :class:`RouteTable`, or None for a key-addressed dialect."""
     table = getattr(dialect, "routes", None)

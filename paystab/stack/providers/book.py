@@ -10,14 +10,25 @@ key, status look-ups and voids wait for it instead of starting a second charge o
 answering "not found" (which would tell the gateway a retry elsewhere is safe).
 
 Konbini and bank-transfer charges are decided ``pending`` and become ``captured`` after
-``async_completion_s`` unless voided first. State survives restarts: the book reloads the
-ledger, and pending charges complete on schedule.
+``async_completion_s`` unless voided first. A card charge made with ``hold=True`` (a manual-
+capture authorization, e.g. Stripe's ``capture_method=manual``) is also ``pending`` — the
+money is promised, not moved — until :meth:`ChargeBook.capture` captures it or a void
+releases it; an authorization nobody captures expires (``voided``) after
+``AUTHORIZATION_VALIDITY_S``, as card authorizations do. State survives restarts: the book
+reloads the ledger, and pending charges complete (or expire) on schedule.
+
+Routed dialects address charges by their own ids: ``charge`` takes the ``provider_ref`` to
+record (else ``dialect.provider_ref(serial)``) and a ``decide`` override (a PSP's own test
+cards), and ``key_of(provider_ref)`` finds the key back. ``on_change`` listeners hear every
+status change made by the book itself (async completion, expiry), so a dialect can emit
+its webhook events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from paystab.stack.catalog import ProviderSpec
@@ -28,6 +39,10 @@ from paystab.stack.providers.model import ChargeModel
 _DECISION_STATUS = {"approved": "captured", "pending": "pending"}
 _STATUS_CODE = {"captured": "approved", "pending": "pending", "voided": VOIDED,
                 "refunded": REFUNDED}
+
+
+# Card authorizations held for manual capture expire after this long (7 days, as Stripe's).
+AUTHORIZATION_VALIDITY_S = 7 * 24 * 3600.0
 
 
 class ProviderStopped(ConnectionError):
@@ -72,6 +87,8 @@ class ChargeBook:
         self._processing: dict[str, asyncio.Handle] = {}
         self._completions: dict[str, asyncio.TimerHandle] = {}
         self._serial = ledger.max_id()
+        self._by_ref: dict[str, str] = {}
+        self.on_change: list[Callable[[ChargeRecord], None]] = []
         self._reload()
 
     def _reload(self) -> None:
@@ -80,16 +97,23 @@ class ChargeBook:
             record = ChargeRecord(row.idempotency_key, row.payment_id, row.provider_ref,
                                   row.amount, row.currency, row.method, row.code, row.status)
             self._records[row.idempotency_key] = record
+            self._by_ref[row.provider_ref] = row.idempotency_key
             if row.status == "pending":
                 due = max(0.0, (row.completes_at or now) - now)
                 self._completions[record.key] = self._loop.call_later(
                     due, self._complete, record.key)
 
     # -- operations --------------------------------------------------------------------
-    async def charge(self, request: ChargeRequest, delay_s: float) -> tuple[SimOutcome, bool]:
+    async def charge(self, request: ChargeRequest, delay_s: float, *,
+                     provider_ref: str | None = None,
+                     decide: Callable[[ChargeRequest], str] | None = None,
+                     hold: bool = False) -> tuple[SimOutcome, bool]:
         """The charge's outcome and whether it was a replay of an earlier request.
 
-        Raises ValueError when the key was used before for another payment or amount.
+        ``provider_ref`` names the charge (default: the dialect's ``provider_ref``),
+        ``decide`` replaces the model's decision, ``hold`` authorizes an approved card
+        charge without capturing it (see the module docstring). Raises ValueError when the
+        key was used before for another payment or amount.
         """
         key = request.idempotency_key
         record = self._records.get(key)
@@ -104,9 +128,10 @@ class ChargeBook:
         self._inflight[key] = future
         # Decided in a loop callback even without delay, so the ledger's group commit runs
         # before this handler resumes and answers.
-        self._processing[key] = (self._loop.call_later(delay_s, self._decide, request, future)
-                                 if delay_s > 0 else
-                                 self._loop.call_soon(self._decide, request, future))
+        options = (provider_ref, decide, hold)
+        self._processing[key] = (
+            self._loop.call_later(delay_s, self._decide, request, future, options)
+            if delay_s > 0 else self._loop.call_soon(self._decide, request, future, options))
         record = await asyncio.shield(future)
         return record.charge_outcome(), False
 
@@ -118,6 +143,29 @@ class ChargeBook:
             if record.provider_ref == provider_ref:
                 return record.key
         return None
+
+    def key_of(self, provider_ref: str) -> str | None:
+        """The idempotency key of the charge called ``provider_ref``, if any."""
+        return self._by_ref.get(provider_ref)
+
+    def record(self, key: str) -> ChargeRecord | None:
+        """The settled record of ``key`` (None while in flight or unknown)."""
+        return self._records.get(key)
+
+    async def capture(self, key: str) -> SimOutcome | None:
+        """Capture a held authorization: pending card charge → captured.
+
+        Anything else is answered as it stands (capturing twice is harmless).
+        """
+        record = await self._settled(key)
+        if record is None:
+            return None
+        if record.status == "pending" and record.method == "card":
+            timer = self._completions.pop(key, None)
+            if timer is not None:
+                timer.cancel()
+            self._set_status(record, "captured")
+        return record.current_outcome()
 
     async def lookup(self, key: str) -> SimOutcome | None:
         record = await self._settled(key)
@@ -165,24 +213,30 @@ class ChargeBook:
         self._ledger.flush()  # never answer from a decision that is not committed yet
         return record.charge_outcome()
 
-    def _decide(self, request: ChargeRequest, future: asyncio.Future[ChargeRecord]) -> None:
+    def _decide(self, request: ChargeRequest, future: asyncio.Future[ChargeRecord],
+                options: tuple[str | None, Callable[[ChargeRequest], str] | None, bool]
+                ) -> None:
         key = request.idempotency_key
         self._processing.pop(key, None)
+        provider_ref, decide, hold = options
         try:
-            decision = self._model.decide(request)
+            decision = (decide or self._model.decide)(request)
             status = _DECISION_STATUS.get(decision, "declined")
             self._serial += 1
-            ref = self._dialect.provider_ref(self._serial)
+            ref = provider_ref or self._dialect.provider_ref(self._serial)
             now = time.time()
-            completes_at = now + self.spec.async_completion_s if status == "pending" else None
+            wait_s = self.spec.async_completion_s
+            if hold and status == "captured" and request.method == "card":
+                status, wait_s = "pending", AUTHORIZATION_VALIDITY_S
+            completes_at = now + wait_s if status == "pending" else None
             self._ledger.insert(key, request.payment_id, ref, request.amount, request.currency,
                                 request.method, status, decision, now, completes_at)
             record = ChargeRecord(key, request.payment_id, ref, request.amount,
                                   request.currency, request.method, decision, status)
             self._records[key] = record
+            self._by_ref[ref] = key
             if completes_at is not None:
-                self._completions[key] = self._loop.call_later(
-                    self.spec.async_completion_s, self._complete, key)
+                self._completions[key] = self._loop.call_later(wait_s, self._complete, key)
         except Exception as exc:  # the ledger failed: answer an error, never a fake outcome
             self._inflight.pop(key, None)
             if not future.done():
@@ -197,7 +251,10 @@ class ChargeBook:
         self._completions.pop(key, None)
         record = self._records.get(key)
         if record is not None and record.status == "pending":
-            self._set_status(record, "captured")
+            # an uncaptured card authorization expires; a konbini slip gets paid
+            self._set_status(record, "voided" if record.method == "card" else "captured")
+            for listener in self.on_change:
+                listener(record)
 
     def _set_status(self, record: ChargeRecord, status: str) -> None:
         self._ledger.set_status(record.key, status, time.time())

@@ -39,7 +39,8 @@ apply to it.
 
 Deterministic sequences for tests: :class:`FailFirst` makes the first N requests that carry
 a dialect's documented magic value (stripe: ``metadata[paystab_fail_times]=N`` or
-``N:rate_limited``) answer the injected error, and every later one succeed.
+``N:rate_limited``, read by ``dialects.routes.parse_fail_first``) answer the injected
+error, and every later one succeed.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ from typing import Any, ClassVar, cast
 
 from paystab.stack.catalog import METHODS
 from paystab.stack.dialects.base import ChargeRequest, InjectedError
+from paystab.stack.dialects.routes import parse_fail_first
+
+__all__ = ["FAULT_TYPES", "FailFirst", "Fault", "FaultPlan", "FaultSet", "parse_fail_first"]
 
 OPERATIONS = ("charge", "status", "void", "refund")
 WEBHOOK = "webhook"
@@ -351,18 +355,6 @@ class FailFirst:
             del self._seen[next(iter(self._seen))]
         self._seen[token] = count + 1
         return True
-
-
-def parse_fail_first(value: str) -> tuple[int, InjectedError]:
-    """``"N"`` or ``"N:error"`` → (N, error); ValueError naming what is wrong."""
-    count, _, error = value.partition(":")
-    if not count.isdigit() or not 1 <= int(count) <= 100:
-        raise ValueError("paystab_fail_times must be N or N:error with N in 1..100")
-    kind = error or "server_error"
-    for known in ERRORS:
-        if kind == known:
-            return int(count), known
-    raise ValueError(f"paystab_fail_times error must be one of {', '.join(ERRORS)}")
 
 
 def parse_fault(body: object, default_id: str, now: float) -> Fault:

@@ -5,6 +5,10 @@ ephemeral) and one admin listener beside them, all in one process and one event 
 the embedded default of ``paystab up``; ``paystab provider NAME`` runs the same with one
 spec. Listeners bind ``host`` (127.0.0.1 by default); a non-loopback host is refused
 unless an admin token is given, and then the admin API requires it as a Bearer token.
+With ``tls=True`` the providers (not the admin API) serve HTTPS with a local CA
+(``stack/tls.py``), named in each endpoint's ``ca_file``. ``webhook_url`` registers a
+webhook endpoint on every provider whose dialect sends events (its signing secret is in the
+endpoint's ``webhook_secret``); routed dialects get their API secret (``api_key``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ from paystab.stack.providers.ledger import ProviderLedger
 from paystab.stack.providers.metrics import SimMetrics
 from paystab.stack.providers.model import ChargeModel, provider_rng
 from paystab.stack.providers.server import SimProvider
+from paystab.stack.tls import ensure_tls, server_context
 
 _SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -75,14 +81,18 @@ class RunningProviders:
             await self._admin.cleanup()
             self._admin = None
         for provider in self.providers.values():
+            if provider.webhooks is not None:
+                await provider.webhooks.close()
             provider.book.close()
             provider.ledger.close()
 
 
-async def _listen(handler: web.Server, host: str, port: int, what: str) -> asyncio.Server:
+async def _listen(handler: web.Server, host: str, port: int, what: str,
+                  tls: ssl.SSLContext | None = None) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     try:
-        return await loop.create_server(handler, host, port, reuse_address=True, backlog=2048)
+        return await loop.create_server(handler, host, port, reuse_address=True, backlog=2048,
+                                        ssl=tls)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise EnvironmentProblem(f"{what}: port {port} on {host} is already in use",
@@ -113,6 +123,8 @@ async def start_providers(
     data_dir: Path | str | None = None,
     seed: int | None = None,
     token: str | None = None,
+    tls: bool = False,
+    webhook_url: str | None = None,
 ) -> RunningProviders:
     """Start ``specs`` in the running loop; ledgers go to ``data_dir/<name>.sqlite3``.
 
@@ -130,18 +142,25 @@ async def start_providers(
     stopping = asyncio.Event()
     admin_host = host if token else "127.0.0.1"
     running = RunningProviders({}, "", "", root, {}, metrics, token, _stopping=stopping)
+    tls_files = ensure_tls(root) if tls else None
+    tls_context = server_context(tls_files) if tls_files else None
+    scheme = "https" if tls else "http"
     try:
         for spec in specs:
             provider = _build(spec, root, metrics, seed, stopping)
             running.providers[spec.name] = provider
             handler = web.Server(provider.handle, handler_cancellation=True, access_log=None)
-            listener = await _listen(handler, host, spec.port, f"provider {spec.name}")
+            listener = await _listen(handler, host, spec.port, f"provider {spec.name}",
+                                     tls_context)
             running._servers.append((listener, handler))
             port = listener.sockets[0].getsockname()[1]
-            provider.url = f"http://{_url_host(host)}:{port}"
+            provider.url = f"{scheme}://{_url_host(host)}:{port}"
             running.endpoints[spec.name] = ProviderEndpoint(
                 spec.name, provider.url, list(spec.methods), spec.dialect,
-                str(provider.ledger.path))
+                str(provider.ledger.path),
+                ca_file=str(tls_files.ca_file) if tls_files else None,
+                api_key=provider.secret if provider.routes is not None else None,
+                webhook_secret=_register_webhook(provider, webhook_url))
         running._admin = await _start_admin(running, admin_host, admin_port)
     except BaseException:
         await running.stop()
@@ -164,7 +183,20 @@ def _build(spec: ProviderSpec, root: Path, metrics: SimMetrics, seed: int | None
 
     faults = FaultSet(provider_rng(seed, spec.name, "faults"), publish)
     metrics.set_faults(spec.name, faults.counts_by_type())
-    return SimProvider(spec, dialect, ledger, book, model, faults, metrics, stopping)
+    return SimProvider(spec, dialect, ledger, book, model, faults, metrics, stopping,
+                       secret=getattr(dialect, "default_secret", None))
+
+
+def _register_webhook(provider: SimProvider, url: str | None) -> str | None:
+    """Register ``url`` as the provider's webhook endpoint; its signing secret."""
+    add_endpoint = getattr(provider.state, "add_endpoint", None)
+    if url is None or add_endpoint is None:
+        return None
+    try:
+        doc = add_endpoint(url, ["*"])
+    except ValueError as exc:
+        raise InvalidInput(str(exc), source="--webhook-url") from None
+    return str(doc["secret"])
 
 
 async def _start_admin(running: RunningProviders, host: str, port: int) -> web.AppRunner:

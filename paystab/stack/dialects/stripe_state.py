@@ -1,0 +1,177 @@
+"""What one simulated Stripe account remembers: its objects, idempotent results and events.
+
+One :class:`StripeState` per provider (``StripeDialect.new_state``). It holds the Stripe
+objects by id (PaymentIntents, PaymentMethods, Customers, Refunds, WebhookEndpoints) as the
+JSON documents the API returns, the idempotency cache (a POST's first answer, replayed for
+the same key with the same parameters), and turns object changes into events handed to
+the shared webhook sender (``stack/webhooks.py``), signed the way ``stripe.Webhook.
+construct_event`` verifies.
+
+Money never moves here: confirmations, captures, cancels and refunds go through the charge
+book, and the provider ledger stays the ground truth. The objects live in memory; after a
+restart a PaymentIntent that was charged is rebuilt from the ledger (amount, currency,
+status) when asked for. Card numbers are kept only in memory, on the PaymentMethod they
+were given for, and never in a document, an event or a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from paystab.stack.dialects.base import Card, HttpReply
+from paystab.stack.dialects.stripe_wire import (
+    API_VERSION,
+    dumps,
+    new_id,
+    sign_webhook,
+)
+from paystab.stack.webhooks import WebhookTarget
+
+if TYPE_CHECKING:
+    from paystab.stack.dialects.routes import RouteHost
+    from paystab.stack.providers.book import ChargeRecord
+
+_MAX_IDEMPOTENT = 50_000  # results kept for replay (Stripe keeps them 24 h)
+
+
+@dataclass(slots=True)
+class IdempotentResult:
+    fingerprint: str
+    reply: HttpReply
+
+
+@dataclass
+class StripeState:
+    """One Stripe account's objects; see the module docstring."""
+
+    host: RouteHost
+    intents: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    intent_keys: dict[str, str] = field(default_factory=dict)  # pi id → charge-book key
+    confirmations: dict[str, int] = field(default_factory=dict)  # pi id → attempts so far
+    charges: dict[str, str] = field(default_factory=dict)  # ch id → pi id
+    payment_methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cards: dict[str, Card] = field(default_factory=dict)  # pm id → card (memory only)
+    customers: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    refunds: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    idempotent: OrderedDict[str, IdempotentResult] = field(default_factory=OrderedDict)
+    inflight: dict[str, tuple[str, asyncio.Future[HttpReply | None]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.host.book.on_change.append(self._book_changed)
+
+    # -- idempotency -------------------------------------------------------------------
+    def remember(self, key: str, fingerprint: str, reply: HttpReply) -> None:
+        self.idempotent[key] = IdempotentResult(fingerprint, reply)
+        while len(self.idempotent) > _MAX_IDEMPOTENT:
+            self.idempotent.popitem(last=False)
+
+    # -- objects -----------------------------------------------------------------------
+    def intent(self, intent_id: str) -> dict[str, Any] | None:
+        """The PaymentIntent ``intent_id``, rebuilt from the ledger after a restart."""
+        found = self.intents.get(intent_id)
+        if found is not None:
+            return found
+        key = self.host.book.key_of(intent_id)
+        record = self.host.book.record(key) if key else None
+        if record is None or key is None:
+            return None
+        doc = new_intent(intent_id, record.amount, record.currency, {})
+        doc["metadata"] = {"payment_id": record.payment_id}
+        self.intents[intent_id] = doc
+        self.intent_keys[intent_id] = key
+        apply_record(doc, record.status, record.decision)
+        return doc
+
+    def add_endpoint(self, url: str, events: list[str], secret: str | None = None
+                     ) -> dict[str, Any]:
+        endpoint_id = new_id("we")
+        secret = secret or new_id("whsec")
+        doc = {"id": endpoint_id, "object": "webhook_endpoint", "url": url,
+               "enabled_events": events, "status": "enabled", "api_version": API_VERSION,
+               "created": int(time.time()), "livemode": False, "secret": secret,
+               "metadata": {}}
+        webhooks = self.host.webhooks
+        assert webhooks is not None
+        webhooks.add_target(WebhookTarget(endpoint_id, url, secret, frozenset(events)))
+        self.endpoints[endpoint_id] = doc
+        return doc
+
+    def emit(self, event_type: str, obj: dict[str, Any],
+             idempotency_key: str | None = None) -> None:
+        """Record an event and hand it to the webhook sender."""
+        event_id = new_id("evt")
+        event: dict[str, Any] = {
+            "id": event_id, "object": "event", "api_version": API_VERSION,
+            "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
+            "type": event_type, "data": {"object": dict(obj)},
+            "request": {"id": None, "idempotency_key": idempotency_key},
+        }
+        self.events[event_id] = event
+        while len(self.events) > 10_000:
+            self.events.popitem(last=False)
+        webhooks = self.host.webhooks
+        if webhooks is not None:
+            webhooks.send(event_type, event_id, dumps(event), sign_webhook)
+
+    def _book_changed(self, record: ChargeRecord) -> None:
+        """The book completed a konbini slip or let an authorization expire."""
+        for intent_id, key in self.intent_keys.items():
+            if key == record.key:
+                doc = self.intents.get(intent_id)
+                if doc is None:
+                    return
+                apply_record(doc, record.status, record.decision)
+                kind = ("payment_intent.succeeded" if doc["status"] == "succeeded"
+                        else "payment_intent.canceled")
+                self.emit(kind, doc)
+                return
+
+
+def new_intent(intent_id: str, amount: int, currency: str, form: dict[str, Any]
+               ) -> dict[str, Any]:
+    metadata = form.get("metadata") or {}
+    return {
+        "id": intent_id, "object": "payment_intent", "amount": amount,
+        "amount_capturable": 0, "amount_received": 0, "application": None,
+        "automatic_payment_methods": None, "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": form.get("capture_method", "automatic_async"),
+        "client_secret": f"{intent_id}_secret_{new_id('s')[2:]}",
+        "confirmation_method": form.get("confirmation_method", "automatic"),
+        "created": int(time.time()), "currency": currency.lower(),
+        "customer": form.get("customer"), "description": form.get("description"),
+        "last_payment_error": None, "latest_charge": None, "livemode": False,
+        "metadata": dict(metadata) if isinstance(metadata, dict) else {},
+        "next_action": None, "payment_method": None,
+        "payment_method_types": form.get("payment_method_types") or ["card"],
+        "receipt_email": form.get("receipt_email"), "setup_future_usage": None,
+        "statement_descriptor": form.get("statement_descriptor"),
+        "status": "requires_payment_method",
+    }
+
+
+def apply_record(doc: dict[str, Any], status: str, decision: str) -> None:
+    """Set a PaymentIntent's status from where the charge book says the money is."""
+    amount = doc["amount"]
+    if status == "captured":
+        doc.update(status="succeeded", amount_received=amount, amount_capturable=0)
+    elif status == "pending":
+        manual = str(doc.get("capture_method", "")).startswith("manual")
+        if manual:
+            doc.update(status="requires_capture", amount_capturable=amount)
+        else:
+            doc.update(status="processing")
+    elif status in ("voided",):
+        doc.update(status="canceled", amount_capturable=0,
+                   canceled_at=doc.get("canceled_at") or int(time.time()),
+                   cancellation_reason=doc.get("cancellation_reason") or "automatic")
+    elif status == "refunded":
+        doc.update(status="succeeded", amount_received=amount)
+    else:  # declined
+        doc.update(status="requires_payment_method")
