@@ -140,6 +140,11 @@ def test_verdict_order_aborted_then_apparatus_then_hypotheses() -> None:
     report.harness = _figures(dropped=1000)
     status, reason = verdict(report, aborted=False)
     assert status == "inconclusive" and reason and "dropped" in reason
+    assert verdict(report, aborted=False, interrupted=True) == ("aborted", None)
+    report.abort_reason = "abort_when availability < 0.9 over 30s (observed 0.87)"
+    status, reason = verdict(report, aborted=True)  # the starved generator, not the stack
+    assert status == "inconclusive" and reason and "stopped early: abort_when availability" in reason
+    report.harness = _figures()
     assert verdict(report, aborted=True) == ("aborted", None)
     report.verdict, report.inconclusive_reason = status, reason
     assert schema_problems(report.to_json()) == []

@@ -263,7 +263,7 @@ class Drill:
         report.harness = harness_figures(result.generator, result.elapsed_s, recorder.generator_lags_ms,
                                           lag_probe)
         report.verdict, report.inconclusive_reason = verdict(
-            report, aborted=bool(run.abort_reason or run.interrupted_by))
+            report, interrupted=run.interrupted_by is not None, aborted=run.abort_reason is not None)
 
     # -- loops beside the load ---------------------------------------------------------------
     def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:
@@ -299,7 +299,8 @@ class Drill:
                     continue  # not enough history to judge the window yet
                 value = recorder.window(now_s, cond.window_s).get(cond.metric)
                 if cond.triggered(value):
-                    run.abort_reason = f"abort_when {cond.expr} over {cond.window_s:g}s (observed {value:.6g})"
+                    over = "" if " over " in cond.expr else f" over {cond.window_s:g}s"
+                    run.abort_reason = f"abort_when {cond.expr}{over} (observed {value:.6g})"
                     run.halt()
                     return
             if self.view is not None:
@@ -347,18 +348,23 @@ class Drill:
             handler.cancel()
 
 
-def verdict(report: Report, *, aborted: bool) -> tuple[str, str | None]:
+def verdict(report: Report, *, aborted: bool, interrupted: bool = False) -> tuple[str, str | None]:
     """The verdict and, when ``inconclusive``, why.
 
-    Aborted wins (the run did not finish). Then the apparatus: when the load generator was
-    the bottleneck, neither pass nor fail would be about the stack. Then the hypotheses: a
+    A person's interrupt wins: the run did not finish and nobody is blamed. Then the
+    apparatus: when the load generator was the bottleneck, neither a pass, a fail nor an
+    ``abort_when`` stop would be about the stack. Then an abort; then the hypotheses — a
     not-applicable one (``ok`` None) neither passes nor fails the drill.
     """
-    if aborted:
+    if interrupted:
         return "aborted", None
     reason = judge(report.harness) if report.harness else None
     if reason is not None:
+        if aborted:
+            reason += f" (the drill stopped early: {report.abort_reason})"
         return "inconclusive", reason
+    if aborted:
+        return "aborted", None
     return ("pass" if all(h.ok is not False for h in report.hypotheses) else "fail"), None
 
 
