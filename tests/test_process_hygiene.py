@@ -137,6 +137,14 @@ def test_sigkilled_up_takes_its_stack_along(tmp_path: Path, started: list[Starte
                                 "--data-dir", str(tmp_path / "data")), tmp_path)
     started.append(run)
     run.wait_for_file(ready)
+    # The watchdog (a thread of its own in `up`) restarts a killed gateway: that one too
+    # must die with `up`, though the thread that noticed is not the one that forked it.
+    first = json.loads(ready.read_text())["gateway_pid"]
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: json.loads(ready.read_text())["gateway_pid"] != first, 60,
+             "the gateway to be restarted")
+    wait_for(lambda: not _refused(json.loads(ready.read_text())["gateway_url"]), 30,
+             "the restarted gateway to listen")
     _kill_and_check(run, ready)
     assert ChildJournal(tmp_path / "state").entries() != []  # recorded: clear tidies up
     clear = subprocess.run(_paystab_argv("chaos", "clear", "--all"), capture_output=True,
