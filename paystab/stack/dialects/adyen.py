@@ -207,7 +207,8 @@ class AdyenDialect(DialectBase):
     charge_statuses = frozenset({200, 422})
     status_statuses = frozenset({200, 404})
     void_statuses = frozenset({201, 404, 422})
-    api_key = TEST_API_KEY
+    api_key = TEST_API_KEY  # what the gateway sends
+    default_secret = TEST_API_KEY  # what a simulator requires unless configured otherwise
 
     def __init__(self) -> None:
         from paystab.stack.dialects.adyen_routes import adyen_routes

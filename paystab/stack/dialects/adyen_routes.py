@@ -17,6 +17,9 @@ reconciler's ground truth:
   in the CAPTURE / CANCELLATION / REFUND / CANCEL_OR_REFUND notification. Amounts must
   equal the payment's (no partial captures or refunds: 422 ``137``).
 * ``POST /paymentMethods``: what the provider's spec takes, for the request's currency.
+* deterministic failures for tests: ``additionalData.paystabFailTimes = "N"`` or
+  ``"N:error"`` fails the first N requests with that Idempotency-Key and reference with the
+  injected error (server_error, rate_limited, malformed, bad_gateway); the next succeeds.
 * outside Adyen's API, for the reference gateway: ``GET /payments/by-idempotency-key/{key}``
   and ``POST …/{key}/reversals | refunds``.
 """
@@ -24,6 +27,7 @@ reconciler's ground truth:
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from typing import Any
 
@@ -44,7 +48,13 @@ from paystab.stack.dialects.adyen import (
 from paystab.stack.dialects.adyen_codes import ASYNC_TYPES, SCHEME_BRANDS, WALLET_TYPES, Refusal
 from paystab.stack.dialects.adyen_notify import TEST_HMAC_KEY, notification
 from paystab.stack.dialects.base import ChargeRequest, HttpReply, SimOutcome
-from paystab.stack.dialects.routes import Route, RouteCall, RouteError, RouteTable
+from paystab.stack.dialects.routes import (
+    Route,
+    RouteCall,
+    RouteError,
+    RouteTable,
+    parse_fail_first,
+)
 
 _MAX_AMOUNT = 10**9
 
@@ -62,6 +72,19 @@ class AdyenState:
         listeners = getattr(host.book, "on_change", None)
         if isinstance(listeners, list):
             listeners.append(self._book_changed)
+
+    def add_endpoint(self, url: str, events: list[str], secret: str | None = None
+                     ) -> dict[str, Any]:
+        """Register a standard-notification endpoint; ``secret`` is its HMAC key (hex),
+        generated when not given, as the Customer Area does."""
+        from paystab.stack.webhooks import WebhookTarget
+
+        secret = secret or secrets.token_hex(32).upper()
+        endpoint_id = f"S2-{secrets.token_hex(8).upper()}"
+        sender = self.host.webhooks
+        assert sender is not None
+        sender.add_target(WebhookTarget(endpoint_id, url, secret, frozenset(events)))
+        return {"id": endpoint_id, "url": url, "secret": secret, "events": events}
 
     def merchant(self, key: str) -> str:
         return self.merchants.get(key, MERCHANT_ACCOUNT)
@@ -133,6 +156,13 @@ def _parse_payment(call: RouteCall) -> ChargeRequest:
     if len(charge.currency) != 3 or not charge.currency.isalpha():
         raise RouteError(validation_error("100", "amount.currency must be ISO 4217"))
     extra = doc.get("additionalData")
+    magic = extra.get("paystabFailTimes") if isinstance(extra, dict) else None
+    if isinstance(magic, str | int) and str(magic):
+        try:
+            times, kind = parse_fail_first(str(magic))
+        except ValueError as exc:
+            raise RouteError(validation_error("130", str(exc))) from None
+        call.fail_first = (f"adyen:{key}:{charge.payment_id}", times, kind)
     pm = doc["paymentMethod"]
     call.scratch.update(refusal=refusal, merchant=str(doc["merchantAccount"]),
                         pm_type=str(pm.get("type", "scheme")),

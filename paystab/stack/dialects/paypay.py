@@ -135,7 +135,8 @@ class PayPayDialect(DialectBase):
     charge_statuses = frozenset({201, 400, 401})
     status_statuses = frozenset({200, 404})
     void_statuses = frozenset({201, 202, 400, 404})
-    api_secret = TEST_API_SECRET
+    api_secret = TEST_API_SECRET  # what the gateway signs with
+    default_secret = TEST_API_SECRET  # what a simulator verifies unless configured otherwise
 
     def __init__(self) -> None:
         from paystab.stack.dialects.paypay_routes import paypay_routes

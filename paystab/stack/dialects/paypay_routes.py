@@ -17,6 +17,7 @@ endpoints when a payment completes, fails, is cancelled or refunded.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -50,6 +51,19 @@ class PayPayState:
         listeners = getattr(host.book, "on_change", None)
         if isinstance(listeners, list):
             listeners.append(self._book_changed)
+
+    def add_endpoint(self, url: str, events: list[str], secret: str | None = None
+                     ) -> dict[str, Any]:
+        """Register a webhook endpoint (PayPay's are configured in its merchant panel and
+        not signed; the secret is kept for the ready file)."""
+        from paystab.stack.webhooks import WebhookTarget
+
+        secret = secret or secrets.token_hex(16)
+        endpoint_id = f"wh-{secrets.token_hex(6)}"
+        sender = self.host.webhooks
+        assert sender is not None
+        sender.add_target(WebhookTarget(endpoint_id, url, secret, frozenset(events)))
+        return {"id": endpoint_id, "url": url, "secret": secret, "events": events}
 
     def notify(self, outcome: SimOutcome) -> None:
         sender = getattr(self.host, "webhooks", None)
