@@ -62,9 +62,24 @@ def test_simulator_metrics_stay_open_on_loopback(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_up_off_loopback_guards_everything_but_payments(tmp_path: Path) -> None:
-    stack = RunningStack(tmp_path, ["--host", "0.0.0.0", "--token", TOKEN])
+def _command_lines_with(secret: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if secret.encode() in cmdline.read_bytes():
+                found.append(str(cmdline))
+        except OSError:
+            pass  # gone meanwhile, or not ours to read
+    return found
+
+
+def test_up_off_loopback_guards_everything_but_payments(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYSTAB_TOKEN", TOKEN)  # as documented: not on the command line
+    stack = RunningStack(tmp_path, ["--host", "0.0.0.0"])
     try:
+        # No process shows the token in its argv (any local user can read those).
+        assert _command_lines_with(TOKEN) == []
         ep = stack.endpoints
         gateway = ep.gateway_url.replace("0.0.0.0", "127.0.0.1").rstrip("/")
         assert httpclient.request("GET", f"{gateway}/metrics").status == 401

@@ -94,6 +94,9 @@ class RunningStack:
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.data_dir / log_name).open("ab")
         env = child_env(dict(os.environ, **self.options.extra_env))
+        if self.options.token:
+            # In the environment, not argv: any local user can read /proc/PID/cmdline.
+            env["PAYSTAB_TOKEN"] = env["PAYSTAB_ADMIN_TOKEN"] = self.options.token
         try:
             return spawn(python_command("-m", "paystab", *args), what=f"paystab {args[0]}",
                          stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
@@ -128,8 +131,6 @@ class RunningStack:
             args += ["--config", str(o.config)]
         if o.seed is not None:
             args += ["--seed", str(o.seed)]
-        if o.token:
-            args += ["--token", o.token]
         self.providers_proc = self._spawn(args, "providers.log")
         _wait_for_file(prov_ready, self.providers_proc, self.data_dir / "providers.log",
                        "the provider simulators")
@@ -150,8 +151,6 @@ class RunningStack:
             args += ["--config", str(o.config)]
         if not o.telemetry:
             args.append("--no-telemetry")
-        if o.token:
-            args += ["--token", o.token]
         if o.seed is not None:
             args += ["--seed", str(o.seed)]
         if o.trace_jsonl:
