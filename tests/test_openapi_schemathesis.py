@@ -5,8 +5,8 @@ schemathesis (the CLI, from PyPI) fuzzes a live reference gateway from its own
 schemas and headers, negative data rejected, schema-valid data accepted, 405s, stateful
 links create → read back and same key → replay). Schema-valid data may still be refused
 with 422 for what a schema cannot say (a Luhn-invalid number, a card scheme nobody routes)
-or answered 409/502/503/504 by a payment in flight or a failing provider: those are the
-statuses the acceptance check is told to expect.
+or answered 404 (an id never created) or 409/502/503/504 (a payment in flight, a failing
+provider): those are the statuses the acceptance check is told to expect.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.conftest import RunningStack, require
 
 CONFIG = """
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "409", "422", "502", "503", "504"]
+expected-statuses = ["2xx", "404", "409", "422", "502", "503", "504"]
 """
 
 
