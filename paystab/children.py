@@ -149,8 +149,15 @@ def spawn(argv: Sequence[str], *, what: str, death_signal: int = signal.SIGKILL,
     since a child frozen by a ``process.stop`` fault cannot act on SIGTERM. Other keyword
     arguments go to :class:`subprocess.Popen` (not ``preexec_fn``: that is taken). Call
     :func:`forget` once the child has exited and been waited for.
+
+    The child gets a session of its own unless told otherwise: a terminal's Ctrl-C goes to
+    the foreground process group, and a stack that died of it mid-request would turn the
+    checkouts in flight into customer failures the drill then blames on the stack. paystab
+    stops its children itself, in order, on Ctrl-C and SIGTERM; the death signal covers the
+    rest.
     """
     parent_pid = os.getpid()
+    popen.setdefault("start_new_session", True)
 
     def job() -> subprocess.Popen[bytes]:
         proc: subprocess.Popen[bytes] = subprocess.Popen(
