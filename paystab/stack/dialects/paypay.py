@@ -17,7 +17,9 @@ on cancel); declines are 400 with PayPay's code (``NO_SUFFICIENT_FUND``…), unk
 ``INTERNAL_SERVER_ERROR``, 503 ``MAINTENANCE_MODE`` (an injected ``bad_gateway``: PayPay's
 gateway in maintenance). ``metadata.paystabPaymentId`` / ``metadata.country`` /
 ``metadata.walletBrand`` are read when present (the reference gateway sends them), never
-required.
+required. PayPay's sandbox has no way to ask for a failure ("create a stub at the
+merchant's end"); here ``metadata.paystabTestCode`` = a decline code (``TEST_CODES``) makes
+the payment fail with it.
 
 Outside PayPay's API, for the reference gateway's refund by idempotency key: ``POST
 /v2/payments/{merchantPaymentId}/refunds`` (PayPay itself refunds by ``paymentId`` only).
@@ -51,6 +53,7 @@ from paystab.stack.dialects.base import (
     ProviderAnswer,
     SimOutcome,
 )
+from paystab.stack.dialects.forced import with_forced_code
 from paystab.stack.dialects.paypay_auth import TEST_API_SECRET, authorization, verify
 
 JSON_UTF8 = "application/json;charset=UTF-8"
@@ -71,6 +74,9 @@ BY_CODE = {code: unified for unified, (_, code, _) in DECLINES.items()} | {
     "USER_STATE_IS_NOT_ACTIVE": "declined.do_not_honor",
     "INVALID_USER_AUTHORIZATION_ID": "declined.invalid_data",
 }
+# paystab's test convention (PayPay's sandbox has none): metadata.paystabTestCode = one of
+# these codes makes the payment fail with it.
+TEST_CODES = tuple(code for _, code, _ in DECLINES.values())
 STATUS = {"approved": "COMPLETED", "pending": "CREATED", VOIDED: "CANCELED",
           REFUNDED: "REFUNDED"}
 _BY_STATUS = invert(STATUS)
@@ -117,7 +123,13 @@ def parse_create(doc: dict[str, Any]) -> ChargeRequest:
     if len(key) > 64:
         raise ValueError("merchantPaymentId must be at most 64 characters")
     user = doc.get("userAuthorizationId")
-    return ChargeRequest(
+    test_code = meta.get("paystabTestCode")
+    forced = None
+    if test_code is not None:
+        forced = BY_CODE.get(str(test_code))
+        if forced is None:
+            raise ValueError(f"metadata.paystabTestCode must be one of {', '.join(TEST_CODES)}")
+    request = ChargeRequest(
         idempotency_key=key,
         payment_id=str(meta.get("paystabPaymentId") or key),
         amount=as_int(amount.get("amount"), "amount.amount"),
@@ -127,6 +139,7 @@ def parse_create(doc: dict[str, Any]) -> ChargeRequest:
         wallet_brand=str(meta.get("walletBrand") or "paypay"),
         customer_id=None if user in (None, "", "anonymous") else str(user),
     )
+    return with_forced_code(request, forced)
 
 
 class PayPayDialect(DialectBase):
