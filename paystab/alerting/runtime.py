@@ -16,14 +16,13 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from paystab import httpclient
 from paystab.alerting.export import RULE_FILE, write_files
 from paystab.alerting.rules import dump_yaml
 from paystab.alerting.serverconfig import (
@@ -268,11 +267,8 @@ def _wait_ready(running: RunningProcess, timeout_s: float, ready_path: str) -> b
     while time.monotonic() < deadline:
         if not running.alive():
             return False
-        try:
-            with urllib.request.urlopen(f"{running.url}{ready_path}", timeout=1.0) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
+        # through the control-call client: no environment proxy for this loopback call
+        if httpclient.get_status(f"{running.url}{ready_path}", 1.0) == 200:
+            return True
         time.sleep(0.1)
     return False
