@@ -311,7 +311,7 @@ def _problems(exc: ValidationError, source: str, lines: dict[Loc, int]) -> list[
 
 def _detector_problems(detectors: dict[str, Any], source: str, lines: dict[Loc, int]
                        ) -> list[tuple[int, str]]:
-    from paystab.anomaly import base
+    from paystab.anomaly import base, streaming  # noqa: F401 (registers "streaming")
 
     out = []
     known = base.names()

@@ -64,6 +64,8 @@ class WatchMetrics:
 
 
 def build_policy(config: WatchConfig) -> EnsemblePolicy:
+    from paystab.anomaly import streaming  # noqa: F401 (registers "streaming")
+
     detectors = {name: base.create(name, options) for name, options in config.detectors.items()}
     if config.failover.when:
         rules = [tuple(rule) for rule in config.failover.when]
