@@ -30,8 +30,11 @@ process gevent has monkey-patched (the drill process under Locust; tested in
 ``tests/test_httpclient.py``). urllib has one timeout per socket operation and only a
 global opener switch for proxies — four hand-written wrappers of it drifted apart, and one
 sent a bearer token to ``HTTP_PROXY``. Each call uses a fresh client (no shared pool,
-so no lock a signal handler or a greenlet could find held); on loopback that costs well
-under a millisecond, and control calls are a few per second at most.
+so no lock a signal handler or a greenlet could find held). Measured on loopback (2 shared
+cores, 300 GETs of a small JSON body after a warm-up): 1.6-1.8 ms median per call, against
+0.6-0.8 ms for a bare urllib opener; building and closing the client is 0.06 ms of that,
+the rest is httpx's own request path, which a shared pool would not remove. Control calls
+are a few per second at most, so this is well under 1 % of a core.
 """
 
 from __future__ import annotations
