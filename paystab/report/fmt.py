@@ -6,9 +6,10 @@ Formatting only — no arithmetic beyond scaling a ratio to a percentage. A miss
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from paystab.report.model import Report
+from paystab.report.model import HypothesisResult, Report
 
 MISSING = "—"
 
@@ -64,9 +65,10 @@ def expected(expr: str, stated: str = "") -> str:
 
 
 VERDICT_TEXT = {
-    "pass": "PASS — SLOs and payment invariants held",
+    "pass": "PASS — the judged SLOs and payment invariants held",
     "fail": "FAIL — at least one hypothesis did not hold",
     "aborted": "ABORTED — the drill stopped early",
+    "inconclusive": "INCONCLUSIVE — the measuring apparatus, not the stack, limited the run",
 }
 
 
@@ -74,7 +76,64 @@ def verdict_line(report: Report) -> str:
     text = VERDICT_TEXT.get(report.verdict, report.verdict.upper())
     if report.verdict == "aborted" and report.abort_reason:
         text += f": {report.abort_reason}"
+    if report.verdict == "inconclusive" and report.inconclusive_reason:
+        text += f": {report.inconclusive_reason}"
     return text
+
+
+STATUS_TEXT = {"pass": "pass", "fail": "fail", "not_applicable": "not applicable"}
+
+
+def status(hypothesis: HypothesisResult) -> str:
+    """``pass``, ``fail`` or ``not applicable`` (a hypothesis with ``ok`` null)."""
+    key = hypothesis.status or ("not_applicable" if hypothesis.ok is None
+                                else "pass" if hypothesis.ok else "fail")
+    return STATUS_TEXT.get(key, key.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How an SLO card or row stands in the verdict: ``state`` is ``pass``, ``fail``,
+    ``not applicable`` or ``not judged`` (no runbook hypothesis names that metric)."""
+
+    state: str
+    expr: str = ""
+
+    @property
+    def judged(self) -> bool:
+        return self.state in ("pass", "fail")
+
+    @property
+    def ok(self) -> bool | None:
+        return None if not self.judged else self.state == "pass"
+
+    @property
+    def label(self) -> str:
+        if self.state == "not judged":
+            return "not judged: not part of the verdict"
+        if self.state == "not applicable":
+            return f"not applicable: {self.expr}"
+        return f"judged {self.state}: {self.expr}"
+
+
+def judgement(report: Report, *metrics: str) -> Judgement:
+    """The verdict on ``metrics`` (all of them must be judged; any fail fails)."""
+    found = [report.judgement(m) for m in metrics]
+    if not found or any(h is None for h in found):
+        return Judgement("not judged")
+    states = [status(h) for h in found if h is not None]
+    exprs = "; ".join(h.expr for h in found if h is not None)
+    for state in ("fail", "not applicable"):
+        if state in states:
+            return Judgement(state, exprs)
+    return Judgement("pass", exprs)
+
+
+def false_failover_line(report: Report) -> str:
+    """``0 false failovers (grace 5 s)`` — a drain outside every fault window + grace."""
+    ff = report.false_failovers
+    noun = "false failover" if ff.count == 1 else "false failovers"
+    return f"{ff.count:,} {noun} (drains outside every injected fault's window + {ff.grace_s:g} s grace)"
 
 
 def recon_ok(value: int | None) -> bool | None:

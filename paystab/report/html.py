@@ -2,10 +2,14 @@
 
 Everything is inline — CSS in a ``<style>`` element, charts as SVG (see
 :mod:`paystab.report.html_charts`), no script, no web font, no external URL — so the file
-opens offline and archives well. Order: verdict and headline numbers, hypotheses, the
-charts (customer success and latency, provider traffic, failures and state, error-budget
-burn), incidents and the event log, reconciliation, SLO and provider SLA tables, faults,
-load and notes. Every value comes from the report; nothing is computed here.
+opens offline and archives well. Order: verdict (with the reason when aborted or
+inconclusive) and headline cards, hypotheses, the charts (customer success and latency,
+provider traffic, failures and state, error-budget burn), incidents, false failovers and
+the event log, reconciliation, SLO and provider SLA tables, faults, load and notes. Each
+headline card carries the verdict's judgement of its metric — the runbook hypothesis that
+names it (:meth:`Report.judgement`), pass or fail — or says plainly "not judged", so a red
+number beside a PASS is never unexplained. Every value comes from the report; nothing is
+computed here.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from paystab import __version__
 from paystab.report import fmt, html_charts
 from paystab.report.base import Renderer, register
 from paystab.report.html_style import CSS
-from paystab.report.model import Report, SloSummary
+from paystab.report.model import HypothesisResult, Report, SloSummary
 
 Cell = str | tuple[str, str]  # text, or (text, css class)
 
@@ -46,10 +50,31 @@ def _mark(ok: bool | None) -> Cell:
     return ("✔ pass", "ok") if ok else ("✘ fail", "bad")
 
 
-def _card(label: str, value: str, sub: str, ok: bool | None) -> str:
-    css = "" if ok is None else ("ok" if ok else "bad")
-    return (f'<div class="card {css}"><div class="label">{escape(label)}</div>'
-            f'<div class="value">{escape(value)}</div><div class="sub">{escape(sub)}</div></div>')
+def _status(hypothesis: HypothesisResult) -> Cell:
+    state = fmt.status(hypothesis)
+    if state == "pass":
+        return ("✔ pass", "ok")
+    if state == "fail":
+        return ("✘ fail", "bad")
+    return (state, "muted")
+
+
+JUDGED_BADGE = {"pass": ("✔ judged: pass", "ok"), "fail": ("✘ judged: fail", "bad"),
+                "not applicable": ("not applicable", "na"), "not judged": ("not judged", "nj")}
+
+
+def _card(label: str, value: str, sub: str, judged: fmt.Judgement,
+          within_slo: bool | None = None) -> str:
+    """One headline number. Its colour is the verdict's own judgement of it; a number the
+    runbook does not judge says so plainly, and is amber when it is outside its SLO."""
+    badge, css = JUDGED_BADGE[judged.state]
+    if judged.state == "not judged" and within_slo is False:
+        css = "nj warn"
+        badge = "not judged · outside the SLO"
+    title = escape(judged.label, quote=True)
+    return (f'<div class="card {css}" title="{title}"><div class="label">{escape(label)}</div>'
+            f'<div class="value">{escape(value)}</div><div class="sub">{escape(sub)}</div>'
+            f'<div class="judged">{escape(badge)}</div></div>')
 
 
 def _header(report: Report) -> str:
@@ -70,31 +95,43 @@ def _cards(report: Report, slo: SloSummary) -> str:
     worst = [i.ttd_s for i in report.incidents]
     max_ttd = None if not worst or None in worst else max(w for w in worst if w is not None)
     recon_values = [getattr(recon, f) for f, _ in fmt.INVARIANTS]
-    recon_ok = None if None in recon_values else all(v == 0 for v in recon_values)
-    passed = sum(1 for h in report.hypotheses if h.ok)
+    states = [fmt.status(h) for h in report.hypotheses]
+    passed, failed = states.count("pass"), states.count("fail")
+    not_applicable = len(states) - passed - failed
+    ff = report.false_failovers
+    verdict = fmt.Judgement("fail" if failed else "pass") if passed + failed else fmt.Judgement(
+        "not judged")
     cards = [
         _card("availability", fmt.pct(t.availability), f"SLO {fmt.pct(targets.availability, 2)}",
+              fmt.judgement(report, "availability"),
               None if t.availability is None else t.availability >= targets.availability),
         _card("failure rate", fmt.pct(t.failure_rate), f"{fmt.count(t.failed)} failed of "
-              f"{fmt.count(t.requests)}", None),
+              f"{fmt.count(t.requests)}", fmt.judgement(report, "failure_rate")),
         _card("latency p95", fmt.ms(t.p95_ms),
               f"p99 {fmt.ms(t.p99_ms)}; SLO p95 ≤ {fmt.ms(targets.latency_ms)}",
+              fmt.judgement(report, "p95_ms"),
               None if t.p95_ms is None else t.p95_ms <= targets.latency_ms),
         _card("MTTR", fmt.secs(report.mttr_s), f"{len(report.incidents)} incident(s); "
-              f"worst TTD {fmt.secs(max_ttd)}", None),
+              f"worst TTD {fmt.secs(max_ttd)}", fmt.judgement(report, "mttr_s")),
         _card("error budget used", fmt.budget(budget.used) if budget else fmt.MISSING,
               f"of {fmt.pct(1 - targets.availability, 2)} allowed failures",
+              fmt.judgement(report, "error_budget_used"),
               None if not budget or budget.used is None else budget.used <= 1.0),
+        _card("false failovers", fmt.count(ff.count), f"drains outside fault windows "
+              f"+ {ff.grace_s:g} s", fmt.judgement(report, "false_failovers"),
+              ff.count == 0),
         _card("reconciliation", " / ".join(fmt.count(v) for v in recon_values),
-              "double charges / lost / orphans", recon_ok),
-        _card("hypotheses", f"{passed} / {len(report.hypotheses)}", "held",
-              None if not report.hypotheses else passed == len(report.hypotheses)),
+              "double charges / lost / orphans",
+              fmt.judgement(report, *(f for f, _ in fmt.INVARIANTS)),
+              None if None in recon_values else all(v == 0 for v in recon_values)),
+        _card("hypotheses", f"{passed} / {passed + failed}", "held"
+              + (f"; {not_applicable} not applicable" if not_applicable else ""), verdict),
     ]
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
 def _hypotheses(report: Report) -> str:
-    rows = [(_mark(h.ok), fmt.expected(h.expr, h.expected), fmt.observed(h.observed))
+    rows = [(_status(h), fmt.expected(h.expr, h.expected), fmt.observed(h.observed))
             for h in report.hypotheses]
     return _table(("", "expected", "observed"), rows, numeric=(2,),
                   empty="the runbook states no hypotheses")
@@ -150,7 +187,9 @@ def _incidents(report: Report) -> str:
 
 def _events(report: Report) -> str:
     events = [(d.at_s, "detection", d.provider, d.detector, d.reason) for d in report.detections]
-    events += [(f.at_s, f.action, f.provider, f.detector, f.reason) for f in report.failovers]
+    false = {(e.provider, e.at_s) for e in report.false_failovers.events}
+    events += [(f.at_s, f"{f.action} (false)" if (f.provider, f.at_s) in false else f.action,
+                f.provider, f.detector, f.reason) for f in report.failovers]
     events += [(f.injected_at_s, "fault injected", f.target, f.kind, f.id) for f in report.faults]
     events += [(f.cleared_at_s, "fault cleared", f.target, f.kind, f.id) for f in report.faults
                if f.cleared_at_s is not None]
@@ -158,6 +197,16 @@ def _events(report: Report) -> str:
             for at, what, who, how, why in sorted(events, key=lambda e: e[0])]
     return _table(("at", "event", "provider / target", "detector / kind", "reason"), rows,
                   numeric=(0,), empty="no events")
+
+
+def _false_failovers(report: Report) -> str:
+    ff = report.false_failovers
+    rows = [(fmt.secs(e.at_s, 2), e.provider, e.action, e.detector, e.reason) for e in ff.events]
+    line = (f'<p class="{"bad" if ff.count else "ok"}-text">{escape(fmt.false_failover_line(report))}'
+            f"</p>")
+    table = _table(("at", "provider", "action", "detector", "reason"), rows, numeric=(0,),
+                   empty="none") if ff.events or ff.count else ""
+    return line + table
 
 
 def _reconciliation(report: Report) -> str:
@@ -226,7 +275,8 @@ class HtmlRenderer(Renderer):
 
     def render(self, report: Report) -> str:
         slo = SloSummary.from_json(report.slo)
-        load = _table(("", "value"), [(str(k), fmt.observed(v)) for k, v in report.load.items()],
+        load = _table(("", "value"), [(str(k), fmt.observed(v)) for k, v in
+                                      [*report.load.items(), *report.harness.items()]],
                       empty="not recorded")
         notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
         body = [
@@ -237,6 +287,7 @@ class HtmlRenderer(Renderer):
                      + "<p class=muted>TTD = first detection − injection; TTM = first drain "
                        "or degrade − injection; TTR = injection → start of the first "
                      f"{slo.targets.sustain_s:g} s in a row within the SLO.</p>", "incidents"),
+            _section("False failovers", _false_failovers(report), "false-failovers"),
             _section("Event log", _events(report), "events"),
             _section("Reconciliation", _reconciliation(report), "reconciliation"),
             _section("SLO and error budget", _slo(report, slo), "slo"),

@@ -64,7 +64,8 @@ def success_chart(report: Report) -> str:
     points = [(p.t_s + 0.5, None if p.availability is None else p.availability * 100)
               for p in report.timeline]
     lowest = min([y for _, y in points if y is not None] + [target])
-    floor = next(f for f in SUCCESS_FLOORS if f < lowest)
+    # The highest round floor below every value; a second with 0 % success pins it at 0.
+    floor = next((f for f in SUCCESS_FLOORS if f < lowest), 0.0)
     # A little headroom above 100 % keeps the line off the frame and clear of the markers.
     chart = _frame(report, "customer success (%)", y_min=floor, y_max=100 + (100 - floor) * 0.06,
                    y_format=lambda v: f"{v:g}")

@@ -22,6 +22,7 @@ header { margin-bottom: 18px; }
 .verdict.pass { background: var(--ok); }
 .verdict.fail { background: var(--bad); }
 .verdict.aborted { background: #f2b705; color: #2b2200; }
+.verdict.inconclusive { background: #3f51b5; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(136px, 1fr)); gap: 10px;
   margin: 0 0 22px; }
 .card { background: var(--card); border: 1px solid var(--line); border-left: 4px solid #98a2b3;
@@ -33,6 +34,15 @@ header { margin-bottom: 18px; }
 .card .value { font-size: 20px; font-weight: 650; font-variant-numeric: tabular-nums;
   white-space: nowrap; }
 .card .sub { color: var(--muted); font-size: 12px; }
+.card .judged { margin-top: 6px; font-size: 11px; font-weight: 650; text-transform: uppercase;
+  letter-spacing: 0.03em; color: var(--muted); }
+.card.ok .judged { color: var(--ok); }
+.card.bad .judged { color: var(--bad); }
+.card.nj { border-left-style: dashed; }
+.card.nj.warn { border-left-color: var(--warn); }
+.card.nj.warn .judged { color: var(--warn); }
+p.ok-text { color: var(--ok); margin: 0 0 8px; }
+p.bad-text { color: var(--bad); font-weight: 600; margin: 0 0 8px; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
   padding: 16px 18px; margin: 0 0 16px; }
 section.cards { background: none; border: 0; padding: 0; }

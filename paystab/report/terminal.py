@@ -1,9 +1,12 @@
 """The terminal summary of a finished drill (rich), and its plain-text form.
 
 :func:`summary` builds the renderable a command prints after a drill or ``paystab
-report``: a verdict banner, customer traffic and SLO, the incident table, reconciliation
-and the hypotheses with observed against expected. :class:`TerminalRenderer` (``text``)
-renders the same thing without colour for logs and files.
+report``: a verdict banner (with why, when aborted or inconclusive), the hypotheses with
+observed against expected (not-applicable ones marked so), every SLO the report shows with
+whether the verdict judged it, false failovers, customer traffic, the incident table and
+reconciliation. Text from the report is shown as text, never read as rich markup.
+:class:`TerminalRenderer` (``text``) renders the same thing without colour for logs and
+files.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from rich.text import Text
 
 from paystab.report import fmt
 from paystab.report.base import Renderer, register
-from paystab.report.model import Report, SloSummary
+from paystab.report.model import HypothesisResult, Report, SloSummary
 
 VERDICT_STYLE = {"pass": "bold white on green", "fail": "bold white on red",
-                 "aborted": "bold black on yellow"}
+                 "aborted": "bold black on yellow", "inconclusive": "bold white on blue"}
+JUDGEMENT_STYLE = {"pass": "green", "fail": "bold red", "not applicable": "dim",
+                   "not judged": "yellow"}
 
 
 def _banner(report: Report) -> Panel:
@@ -30,10 +35,54 @@ def _banner(report: Report) -> Panel:
     return Panel(Group(title, facts), expand=False, border_style="dim")
 
 
-def _traffic(report: Report) -> Table:
+def _slo_judgements(report: Report) -> Table:
+    """Each SLO the report shows, its objective, and whether the verdict judged it."""
     t = report.traffic
     slo = SloSummary.from_json(report.slo)
-    budget = slo.error_budget
+    targets, budget = slo.targets, slo.error_budget
+    # (label, observed, the target the report states — "—" when it states none, metrics)
+    rows = [
+        ("availability", fmt.pct(t.availability), f"≥ {fmt.pct(targets.availability, 2)}",
+         ("availability",)),
+        ("failure rate", fmt.pct(t.failure_rate), fmt.MISSING, ("failure_rate",)),
+        ("latency p95", fmt.ms(t.p95_ms), f"≤ {fmt.ms(targets.latency_ms)}", ("p95_ms",)),
+        ("MTTR", fmt.secs(report.mttr_s), fmt.MISSING, ("mttr_s",)),
+        ("error budget used", fmt.budget(budget.used) if budget else fmt.MISSING, "≤ 100 %",
+         ("error_budget_used",)),
+        ("false failovers", fmt.count(report.false_failovers.count), fmt.MISSING,
+         ("false_failovers",)),
+        ("reconciliation", " / ".join(fmt.count(getattr(report.reconciliation, f))
+                                      for f, _ in fmt.INVARIANTS), "0 / 0 / 0",
+         tuple(f for f, _ in fmt.INVARIANTS)),
+    ]
+    table = Table(title="SLOs and the verdict", title_justify="left", box=None, padding=(0, 2))
+    for name in ("", "observed", "SLO", "in the verdict"):
+        table.add_column(name, justify="right" if name == "observed" else "left",
+                         style="bold" if not name else None)
+    for label, value, objective, metrics in rows:
+        judged = fmt.judgement(report, *metrics)
+        table.add_row(label, value, objective,
+                      Text(judged.label, style=JUDGEMENT_STYLE.get(judged.state, "")))
+    return table
+
+
+def _false_failovers(report: Report) -> RenderableType:
+    ff = report.false_failovers
+    line = fmt.false_failover_line(report)
+    if not ff.events:
+        return Text(line, style="green" if ff.count == 0 else "bold red")
+    table = Table(title=line, title_justify="left", title_style="bold red")
+    for name in ("at", "provider", "action", "detector", "reason"):
+        table.add_column(name, justify="right" if name == "at" else "left")
+    for event in ff.events:
+        table.add_row(fmt.secs(event.at_s), Text(event.provider), Text(event.action),
+                      Text(event.detector), Text(event.reason))
+    return table
+
+
+def _traffic(report: Report) -> Table:
+    """Counts and percentiles; the ratios judged against SLOs are in :func:`_slo_judgements`."""
+    t = report.traffic
     table = Table(title="Customer traffic", title_justify="left", show_header=False,
                   box=None, padding=(0, 2))
     table.add_column(style="bold")
@@ -41,14 +90,10 @@ def _traffic(report: Report) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("requests", fmt.count(t.requests), "availability", fmt.pct(t.availability)),
-        ("approved", fmt.count(t.approved), "failure rate", fmt.pct(t.failure_rate)),
-        ("declined", fmt.count(t.declined), "p50 / p95",
-         f"{fmt.ms(t.p50_ms)} / {fmt.ms(t.p95_ms)}"),
-        ("pending", fmt.count(t.pending), "p99", fmt.ms(t.p99_ms)),
-        ("failed", fmt.count(t.failed), "MTTR", fmt.secs(report.mttr_s)),
-        ("dropped arrivals", fmt.count(t.dropped_arrivals), "error budget used",
-         fmt.budget(budget.used) if budget else fmt.MISSING),
+        ("requests", fmt.count(t.requests), "declined", fmt.count(t.declined)),
+        ("approved", fmt.count(t.approved), "pending", fmt.count(t.pending)),
+        ("failed", fmt.count(t.failed), "dropped arrivals", fmt.count(t.dropped_arrivals)),
+        ("p50 / p95", f"{fmt.ms(t.p50_ms)} / {fmt.ms(t.p95_ms)}", "p99", fmt.ms(t.p99_ms)),
     ]
     for row in rows:
         table.add_row(*row)
@@ -64,8 +109,8 @@ def _incidents(report: Report) -> Table | Text:
                          else "left")
     for i in report.incidents:
         ttr = fmt.secs(i.ttr_s) if i.ttr_s is not None else Text("not recovered", style="red")
-        table.add_row(i.fault_id, i.provider or "any", fmt.secs(i.ttd_s), fmt.secs(i.ttm_s),
-                      ttr, fmt.count(i.impact_requests), i.note)
+        table.add_row(Text(i.fault_id), Text(i.provider or "any"), fmt.secs(i.ttd_s),
+                      fmt.secs(i.ttm_s), ttr, fmt.count(i.impact_requests), Text(i.note))
     return table
 
 
@@ -73,6 +118,15 @@ def _mark(ok: bool | None) -> Text:
     if ok is None:
         return Text("n/a", style="dim")
     return Text("✔", style="green") if ok else Text("✘", style="bold red")
+
+
+def _status_mark(hypothesis: HypothesisResult) -> Text:
+    state = fmt.status(hypothesis)
+    if state == "pass":
+        return Text("✔", style="green")
+    if state == "fail":
+        return Text("✘", style="bold red")
+    return Text(state, style="dim")
 
 
 def _reconciliation(report: Report) -> Table:
@@ -98,13 +152,15 @@ def _hypotheses(report: Report) -> Table | Text:
     table.add_column("expected")
     table.add_column("observed", justify="right")
     for h in report.hypotheses:
-        table.add_row(_mark(h.ok), fmt.expected(h.expr, h.expected), fmt.observed(h.observed))
+        table.add_row(_status_mark(h), Text(fmt.expected(h.expr, h.expected)),
+                      Text(fmt.observed(h.observed)))
     return table
 
 
 def summary(report: Report) -> RenderableType:
     """Everything a person needs at the end of a drill, most important first."""
-    parts: list[RenderableType] = [_banner(report), _hypotheses(report), _traffic(report),
+    parts: list[RenderableType] = [_banner(report), _hypotheses(report), _slo_judgements(report),
+                                   _false_failovers(report), _traffic(report),
                                    _incidents(report), _reconciliation(report)]
     parts.extend(Text(f"note: {n}", style="yellow") for n in report.notes)
     return Group(*[Group(p, Text("")) for p in parts])
