@@ -11,11 +11,13 @@ did. With a token, requests need ``Authorization: Bearer <token>`` (Alertmanager
 ``http_config.authorization``); without one the server only binds loopback addresses.
 Given the controller's registry, ``GET /metrics`` serves its detections, decisions and
 scores (``paystab_detections_total``, ``paystab_controller_actions_total``,
-``paystab_detector_score``) for Prometheus; ``GET /healthz`` answers ``{"ok": true}``.
+``paystab_detector_score``) for Prometheus — bound off loopback, only with the token;
+``GET /healthz`` answers ``{"ok": true}``.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import threading
@@ -100,7 +102,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("", "/healthz"):
             self._answer(200, {"ok": True})
         elif path == "/metrics" and registry is not None:
-            # the controller's detections, decisions and scores, for Prometheus to scrape
+            # the controller's detections, decisions and scores, for Prometheus to scrape;
+            # off loopback only with the token, like every paystab /metrics
+            if self.server.metrics_need_token and not self._authorized():
+                self._answer(401, {"error": "missing or wrong bearer token"})
+                return
             raw = generate_latest(registry)
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
@@ -110,9 +116,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(404, {"error": "POST alerts to this server"})
 
-    def do_POST(self) -> None:
+    def _authorized(self) -> bool:
         token = self.server.token
-        if token and self.headers.get("Authorization", "") != f"Bearer {token}":
+        if not token:
+            return True
+        given = self.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def do_POST(self) -> None:
+        if not self._authorized():
             self._answer(401, {"error": "missing or wrong bearer token"})
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -150,6 +162,7 @@ class WebhookServer(ThreadingHTTPServer):
                                field="--listen", expected="a loopback address, or a token")
         self.controller = controller
         self.token = token
+        self.metrics_need_token = not _is_loopback(host)
         self.registry = registry  # served on GET /metrics when given
         try:
             super().__init__((host, port), _Handler)
