@@ -18,6 +18,7 @@ from paystab.stack.dialects.echo import EchoDialect
 from paystab.stack.dialects.furikomi import FurikomiDialect
 from paystab.stack.dialects.grab import GrabDialect
 from paystab.stack.dialects.kakao import KakaoDialect
+from paystab.stack.dialects.komoju import KomojuDialect
 from paystab.stack.dialects.konbini import KonbiniDialect
 from paystab.stack.dialects.paypay import PayPayDialect
 from paystab.stack.dialects.stripe import StripeDialect
@@ -28,7 +29,7 @@ DIALECTS: dict[str, Dialect] = {
     for d in (
         AlphaDialect(), BravoDialect(), CharlieDialect(), DeltaDialect(), EchoDialect(),
         PayPayDialect(), KakaoDialect(), GrabDialect(), KonbiniDialect(), FurikomiDialect(),
-        AdyenDialect(), StripeDialect(),
+        AdyenDialect(), KomojuDialect(), StripeDialect(),
     )
 }
 
