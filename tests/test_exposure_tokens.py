@@ -14,8 +14,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from paystab import httpclient
+from paystab.anomaly.admin_client import GatewayAdmin
+from paystab.anomaly.controller import FailoverController
+from paystab.anomaly.webhook import WebhookServer
 from paystab.stack.providers import start_providers
 from tests.conftest import RunningStack
 from tests.conftest_providers import FAST, run, universal_spec
@@ -62,6 +66,21 @@ def test_simulator_metrics_stay_open_on_loopback(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_failover_receiver_metrics_need_the_token_off_loopback() -> None:
+    registry = CollectorRegistry()
+    controller = FailoverController(GatewayAdmin("http://127.0.0.1:1"), registry=registry)
+    for host, open_metrics in (("0.0.0.0", False), ("127.0.0.1", True)):
+        server = WebhookServer(controller, host=host, token=TOKEN, registry=registry).start()
+        try:
+            url = server.url.replace("0.0.0.0", "127.0.0.1") + "/metrics"
+            assert httpclient.request("GET", url).status == (200 if open_metrics else 401)
+            assert httpclient.request("GET", url, token="wrong").status == \
+                (200 if open_metrics else 401)
+            assert httpclient.request("GET", url, token=TOKEN).status == 200
+        finally:
+            server.stop()
+
+
 def _command_lines_with(secret: str) -> list[str]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
