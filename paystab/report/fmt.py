@@ -91,6 +91,14 @@ def status(hypothesis: HypothesisResult) -> str:
     return STATUS_TEXT.get(key, key.replace("_", " "))
 
 
+def hypothesis_text(hypothesis: HypothesisResult) -> str:
+    """What a hypothesis expected; a not-applicable one also says why it was not judged."""
+    if status(hypothesis) == "not applicable":
+        why = f": {hypothesis.expected}" if hypothesis.expected else ""
+        return f"{hypothesis.expr} — not applicable{why}"
+    return expected(hypothesis.expr, hypothesis.expected)
+
+
 @dataclass(frozen=True)
 class Judgement:
     """How an SLO card or row stands in the verdict: ``state`` is ``pass``, ``fail``,

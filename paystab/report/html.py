@@ -64,10 +64,11 @@ JUDGED_BADGE = {"pass": ("✔ judged: pass", "ok"), "fail": ("✘ judged: fail",
 
 
 def _card(label: str, value: str, sub: str, judged: fmt.Judgement,
-          within_slo: bool | None = None) -> str:
+          within_slo: bool | None = None, badge: str | None = None) -> str:
     """One headline number. Its colour is the verdict's own judgement of it; a number the
     runbook does not judge says so plainly, and is amber when it is outside its SLO."""
-    badge, css = JUDGED_BADGE[judged.state]
+    default_badge, css = JUDGED_BADGE[judged.state]
+    badge = badge or default_badge
     if judged.state == "not judged" and within_slo is False:
         css = "nj warn"
         badge = "not judged · outside the SLO"
@@ -125,13 +126,14 @@ def _cards(report: Report, slo: SloSummary) -> str:
               fmt.judgement(report, *(f for f, _ in fmt.INVARIANTS)),
               None if None in recon_values else all(v == 0 for v in recon_values)),
         _card("hypotheses", f"{passed} / {passed + failed}", "held"
-              + (f"; {not_applicable} not applicable" if not_applicable else ""), verdict),
+              + (f"; {not_applicable} not applicable" if not_applicable else ""), verdict,
+              badge=f"✘ {failed} failed" if failed else "✔ all held" if passed else "none judged"),
     ]
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
 def _hypotheses(report: Report) -> str:
-    rows = [(_status(h), fmt.expected(h.expr, h.expected), fmt.observed(h.observed))
+    rows = [(_status(h), fmt.hypothesis_text(h), fmt.observed(h.observed))
             for h in report.hypotheses]
     return _table(("", "expected", "observed"), rows, numeric=(2,),
                   empty="the runbook states no hypotheses")

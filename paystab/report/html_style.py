@@ -23,7 +23,7 @@ header { margin-bottom: 18px; }
 .verdict.fail { background: var(--bad); }
 .verdict.aborted { background: #f2b705; color: #2b2200; }
 .verdict.inconclusive { background: #3f51b5; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(136px, 1fr)); gap: 10px;
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 10px;
   margin: 0 0 22px; }
 .card { background: var(--card); border: 1px solid var(--line); border-left: 4px solid #98a2b3;
   border-radius: 8px; padding: 10px 12px; }

@@ -102,12 +102,14 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 class _Frame:
-    """Maps data to the plot area of one chart."""
+    """Maps data to the plot area of one chart; ``extra_top`` makes room for more legend rows
+    (the svg is that much taller, the plot area keeps its height)."""
 
-    def __init__(self, chart: Chart) -> None:
+    def __init__(self, chart: Chart, extra_top: float = 0.0) -> None:
         self.chart = chart
+        self.height = chart.height + extra_top
         self.left, self.right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
-        self.top, self.bottom = MARGIN_TOP, chart.height - MARGIN_BOTTOM
+        self.top, self.bottom = MARGIN_TOP + extra_top, self.height - MARGIN_BOTTOM
         values = [y for s in chart.series for _, y in s.points if y is not None]
         values += [h.y for h in chart.hlines]
         lo = chart.y_min if chart.y_min is not None else min(values, default=0.0)
@@ -160,7 +162,7 @@ def _axes(frame: _Frame) -> list[str]:
     out.append(f'<text class="label" transform="translate(16 {_f(mid)}) rotate(-90)" '
                f'text-anchor="middle">{escape(chart.y_label)}</text>')
     out.append(f'<text class="label" x="{_f((frame.left + frame.right) / 2)}" '
-               f'y="{chart.height - 6}" text-anchor="middle">{escape(chart.x_label)}</text>')
+               f'y="{_f(frame.height - 6)}" text-anchor="middle">{escape(chart.x_label)}</text>')
     return out
 
 
@@ -231,7 +233,10 @@ def _markers(frame: _Frame) -> list[str]:
     return out
 
 
-def _legend(chart: Chart, y: float = 16) -> list[str]:
+LEGEND_ROW_H = 18
+
+
+def _legend_items(chart: Chart) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []  # (swatch svg at 0,0, label)
     for s in chart.series:
         if s.kind == "bars":
@@ -250,17 +255,27 @@ def _legend(chart: Chart, y: float = 16) -> list[str]:
     for kind in dict.fromkeys(m.kind for m in chart.markers):
         label = MARKER_STYLES.get(kind, ("#444", kind))[1]
         items.append((_marker_glyph(kind, 8, 2), label))
-    out, x = [], float(MARGIN_LEFT)
+    return items
+
+
+def _legend_layout(items: Sequence[tuple[str, str]], y: float = 16) -> tuple[list[str], int]:
+    """Legend entries left to right, wrapping onto more rows at the right edge (ten providers
+    do not fit on one); the parts and the number of rows."""
+    out, x, row = [], float(MARGIN_LEFT), 0
     for swatch, label in items:
-        out.append(f'<g transform="translate({_f(x)} {y})">{swatch}'
+        width = 34 + 6.6 * len(label)
+        if x > MARGIN_LEFT and x + width - 12 > WIDTH - MARGIN_RIGHT:
+            x, row = float(MARGIN_LEFT), row + 1
+        out.append(f'<g transform="translate({_f(x)} {_f(y + row * LEGEND_ROW_H)})">{swatch}'
                    f'<text class="legend" x="22" y="4">{escape(label)}</text></g>')
-        x += 34 + 6.6 * len(label)
-    return out
+        x += width
+    return out, row + 1
 
 
 def render_chart(chart: Chart) -> str:
     """The whole ``<svg>`` for ``chart``."""
-    frame = _Frame(chart)
+    legend, rows = _legend_layout(_legend_items(chart))
+    frame = _Frame(chart, extra_top=(rows - 1) * LEGEND_ROW_H)
     parts = [*_bands(frame), *_axes(frame)]
     for h in chart.hlines:
         y = frame.y(h.y)
@@ -270,8 +285,8 @@ def render_chart(chart: Chart) -> str:
     for series in chart.series:
         parts.extend(_series(frame, series))
     parts.extend(_markers(frame))
-    parts.extend(_legend(chart))
-    return (f'<svg class="chart" viewBox="0 0 {WIDTH} {chart.height}" role="img">'
+    parts.extend(legend)
+    return (f'<svg class="chart" viewBox="0 0 {WIDTH} {_f(frame.height)}" role="img">'
             + "".join(parts) + "</svg>")
 
 
@@ -287,10 +302,17 @@ def render_lanes(lanes: Sequence[Lane], x_max: float, legend: Sequence[tuple[str
                  x_label: str = "seconds since the drill started") -> str:
     """One row per lane: coloured segments over time, with event markers on the row;
     ``bands`` (fault windows) are shaded across all rows."""
-    row_h, top = 28, MARGIN_TOP + 20  # room above the first lane for the band labels
+    items = [(f'<rect x="0" y="-5" width="16" height="10" rx="2" fill="{color}"/>', label)
+             for color, label in legend]
+    items += [(_marker_glyph(kind, 8, 2), MARKER_STYLES.get(kind, ("#444", kind))[1])
+              for kind in dict.fromkeys(m.kind for lane in lanes for m in lane.markers)]
+    legend_parts, rows = _legend_layout(items)
+    row_h = 28
+    top = MARGIN_TOP + 20 + (rows - 1) * LEGEND_ROW_H  # room for the band labels and legend
     height = top + row_h * len(lanes) + MARGIN_BOTTOM
     chart = Chart(y_label="", x_max=x_max, height=height, x_label=x_label, bands=list(bands))
     frame = _Frame(chart)
+    frame.top += (rows - 1) * LEGEND_ROW_H  # bands start below the legend
     parts = _bands(frame)  # behind the lanes, seen in the gaps between them, as on the charts
     for tick in nice_ticks(0.0, x_max, 12):
         x = frame.x(tick)
@@ -312,16 +334,6 @@ def render_lanes(lanes: Sequence[Lane], x_max: float, legend: Sequence[tuple[str
                          f'{_marker_glyph(marker.kind, frame.x(marker.at), y + 15)}</g>')
     parts.append(f'<text class="label" x="{_f((frame.left + frame.right) / 2)}" '
                  f'y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>')
-    x = float(MARGIN_LEFT)
-    for color, label in legend:
-        parts.append(f'<g transform="translate({_f(x)} 16)"><rect x="0" y="-5" width="16" '
-                     f'height="10" rx="2" fill="{color}"/><text class="legend" x="22" y="4">'
-                     f'{escape(label)}</text></g>')
-        x += 34 + 6.6 * len(label)
-    for kind in dict.fromkeys(m.kind for lane in lanes for m in lane.markers):
-        color, label = MARKER_STYLES.get(kind, ("#444", kind))
-        parts.append(f'<g transform="translate({_f(x)} 16)">{_marker_glyph(kind, 8, 2)}'
-                     f'<text class="legend" x="22" y="4">{escape(label)}</text></g>')
-        x += 34 + 6.6 * len(label)
+    parts.extend(legend_parts)
     return (f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img">'
             + "".join(parts) + "</svg>")

@@ -126,7 +126,7 @@ def _status_mark(hypothesis: HypothesisResult) -> Text:
         return Text("✔", style="green")
     if state == "fail":
         return Text("✘", style="bold red")
-    return Text(state, style="dim")
+    return Text("n/a", style="dim")
 
 
 def _reconciliation(report: Report) -> Table:
@@ -152,7 +152,7 @@ def _hypotheses(report: Report) -> Table | Text:
     table.add_column("expected")
     table.add_column("observed", justify="right")
     for h in report.hypotheses:
-        table.add_row(_status_mark(h), Text(fmt.expected(h.expr, h.expected)),
+        table.add_row(_status_mark(h), Text(fmt.hypothesis_text(h)),
                       Text(fmt.observed(h.observed)))
     return table
 
