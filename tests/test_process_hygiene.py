@@ -273,3 +273,23 @@ def test_failed_up_leaves_no_temporary_folder(tmp_path: Path) -> None:
                               timeout=120)
     assert done.returncode == 4, done.stdout + done.stderr
     assert list(temp.glob("paystab-stack-*")) == []
+
+
+def test_failed_provider_start_leaves_no_temporary_folder(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``paystab provider`` without ``--data-dir`` on a taken port: no paystab-providers-*."""
+    import asyncio
+    import tempfile
+
+    from paystab.exceptions import EnvironmentProblem
+    from paystab.stack.catalog import ProviderSpec
+    from paystab.stack.providers.runner import start_providers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        spec = ProviderSpec("card-alpha", "alpha", ("card",), port=taken.getsockname()[1])
+        with pytest.raises(EnvironmentProblem, match="already in use"):
+            asyncio.run(start_providers([spec]))
+    assert list(tmp_path.glob("paystab-providers-*")) == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import shutil
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -164,6 +165,8 @@ async def start_providers(
         running._admin = await _start_admin(running, admin_host, admin_port)
     except BaseException:
         await running.stop()
+        if data_dir is None:  # a failed start leaves no paystab-providers-* behind
+            shutil.rmtree(root, ignore_errors=True)
         raise
     return running
 
