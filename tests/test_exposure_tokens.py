@@ -65,7 +65,6 @@ def test_simulator_metrics_stay_open_on_loopback(tmp_path: Path) -> None:
     run(scenario())
 
 
-@pytest.mark.slow
 def test_failover_receiver_metrics_need_the_token_off_loopback() -> None:
     registry = CollectorRegistry()
     controller = FailoverController(GatewayAdmin("http://127.0.0.1:1"), registry=registry)
@@ -92,6 +91,7 @@ def _command_lines_with(secret: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_up_off_loopback_guards_everything_but_payments(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYSTAB_TOKEN", TOKEN)  # as documented: not on the command line
