@@ -124,6 +124,8 @@ class ProcessFault(Fault):
         logs = state_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{self.uid}.log", "ab") as log:
+            # Not paystab.children.spawn: this is the user's own service coming back, run
+            # as written (no -P, no death signal) and meant to outlive paystab.
             try:
                 child = subprocess.Popen(
                     shlex.split(str(command)), cwd=str(self.where.get("cwd") or "."),
