@@ -127,6 +127,108 @@ def test_unmeasured_report_still_renders() -> None:
     assert "n/a" in text and "—" in text
 
 
+def _card(html: str, label: str) -> str:
+    match = re.search(r'<div class="card ([^"]*)"[^>]*><div class="label">' + re.escape(label)
+                      + r'</div>.*?<div class="judged">([^<]*)</div>', html)
+    assert match is not None, label
+    return f"{match.group(1)} | {match.group(2)}"
+
+
+def test_a_second_without_success_renders_through_paystab_report(tmp_path: Path) -> None:
+    """The report an interrupted drill wrote: one second in which every request failed."""
+    import json
+
+    from click.testing import CliRunner
+
+    from paystab.cli.report_cmds import report_command
+    from paystab.report.model import TimelinePoint
+
+    report = copy.deepcopy(VARIANTS["pass"])
+    report.timeline[20] = TimelinePoint(20.0, 50, 0, 0, 0, 50)
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(report.to_json()))
+    result = CliRunner().invoke(report_command, [str(source), "--html", str(tmp_path / "r.html"),
+                                                 "--junit", str(tmp_path / "j.xml")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text()
+    assert "Customer success ratio" in html and ">0</text>" in html  # the axis reaches 0 %
+    ET.fromstring((tmp_path / "j.xml").read_text())
+
+
+def test_cards_say_whether_the_verdict_judged_them() -> None:
+    from paystab.report.model import HypothesisResult
+
+    report = copy.deepcopy(VARIANTS["pass"])
+    report.traffic.p95_ms = 708.0  # over the 500 ms SLO, and no hypothesis names p95_ms
+    html = renderer("html").render(report)
+    assert _card(html, "latency p95") == "nj warn | not judged · outside the SLO"
+    assert _card(html, "failure rate") == "nj | not judged"
+    assert _card(html, "availability") == "ok | ✔ judged: pass"
+    assert _card(html, "MTTR") == "ok | ✔ judged: pass"
+    report.hypotheses.append(HypothesisResult("p95_ms <= 500", 708.0, False))
+    html = renderer("html").render(report)
+    assert _card(html, "latency p95") == "bad | ✘ judged: fail"
+    assert _card(html, "hypotheses") == "bad | ✘ 1 failed"
+    text = renderer("text").render(report)
+    assert re.search(r"latency p95 +708 ms +≤ 500 ms +judged fail: p95_ms <= 500", text), text
+    assert re.search(r"failure rate .* not judged", text)
+
+
+def test_inconclusive_false_failovers_and_not_applicable_in_every_renderer() -> None:
+    from paystab.report.model import FailoverRecord, FalseFailover, FalseFailovers, HypothesisResult
+
+    report = copy.deepcopy(VARIANTS["pass"])
+    report.verdict = "inconclusive"
+    report.inconclusive_reason = "the load generator ran out of CPU (7.2 % of arrivals dropped)"
+    event = FalseFailover("card-bravo", 3.2, "hang", "oldest in-flight 0.43 s")
+    report.false_failovers = FalseFailovers(1, 5.0, [event])
+    report.failovers.append(FailoverRecord("card-bravo", "drain", 3.2, "hang", event.reason))
+    report.hypotheses += [HypothesisResult("false_failovers == 0", 1, False),
+                          HypothesisResult("lost_payments == 0", None, None, "no ledgers")]
+    html, tags = parse(report)
+    assert tags.stack == []
+    assert '<div class="verdict inconclusive">INCONCLUSIVE' in html
+    assert report.inconclusive_reason in html
+    assert "1 false failover (drains outside every injected fault&#x27;s window + 5 s grace)" in html
+    assert "drain (false)" in html and "oldest in-flight 0.43 s" in html
+    assert "lost_payments == 0 — not applicable: no ledgers" in html
+    assert _card(html, "false failovers") == "bad | ✘ judged: fail"
+    text = re.sub(r"[│\s]+", " ", renderer("text").render(report))  # unwrap the banner
+    for expected in ("INCONCLUSIVE", "ran out of CPU", "1 false failover", "card-bravo",
+                     "not applicable: no ledgers"):
+        assert expected in text, expected
+    suite = ET.fromstring(renderer("junit").render(report)).find("testsuite")
+    assert suite is not None
+    error = suite.find("testcase[@name='the measurement was sound']/error")
+    assert error is not None and error.get("type") == "Inconclusive"
+    assert "ran out of CPU" in (error.get("message") or "")
+    na = suite.findall("testcase[@name='lost_payments == 0'][@classname="
+                       "'paystab.drill.provider-timeout.hypotheses']")[-1]
+    assert na.find("failure") is None
+    assert (na.find("skipped").get("message") or "") == "not applicable: no ledgers"  # type: ignore[union-attr]
+    failure = suite.find("testcase[@name='false_failovers == 0']/failure")
+    assert failure is not None and "3.2 s drain card-bravo by hang" in (failure.text or "")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["false_failovers"] == "1" and "p95_ms" in (props["not_judged"] or "")
+
+
+def test_ten_providers_fit_the_legend() -> None:
+    from paystab.report.model import ProviderPoint
+    from paystab.report.svg import WIDTH
+
+    report = copy.deepcopy(VARIANTS["pass"])
+    names = [f"provider-number-{i}" for i in range(10)]
+    report.provider_timeline = [ProviderPoint(float(t), name, 10, 0) for name in names
+                                for t in range(60)]
+    html = renderer("html").render(report)
+    chart = html.split("<h3>Provider attempts</h3>", 1)[1].split("</svg>", 1)[0]
+    legend = re.findall(r'<g transform="translate\(([\d.]+) ([\d.]+)\)">.*?<text class="legend" '
+                        r'x="22" y="4">([^<]*)</text>', chart)
+    assert {label for _, _, label in legend} >= set(names)
+    assert len({y for _, y, _ in legend}) >= 2  # wrapped onto a second row
+    assert all(float(x) + 22 + 6.6 * len(label) <= WIDTH for x, _, label in legend)
+
+
 def screenshot(html_path: Path, png_path: Path, height: int = 2400) -> None:
     """Render ``html_path`` with headless Chromium into ``png_path`` (1280 px wide)."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -122,8 +122,8 @@ def _faults(s: LiveSnapshot) -> RenderableType:
     for name in ("id", "kind", "target", "since", "until"):
         table.add_column(name)
     for f in s.active_faults:
-        table.add_row(Text(f.id, style="bold magenta"), f.kind, f.target, fmt.secs(f.since_s),
-                      fmt.secs(f.until_s))
+        table.add_row(Text(f.id, style="bold magenta"), Text(f.kind), Text(f.target),
+                      fmt.secs(f.since_s), fmt.secs(f.until_s))
     return table
 
 
@@ -132,7 +132,7 @@ def _providers(s: LiveSnapshot) -> RenderableType:
     for name in ("provider", "state", "breaker", "attempts/s", "success"):
         table.add_column(name, justify="right" if name in ("attempts/s", "success") else "left")
     for p in s.providers:
-        table.add_row(p.name, Text(p.state, style=STATE_STYLE.get(p.state, "")),
+        table.add_row(Text(p.name), Text(p.state, style=STATE_STYLE.get(p.state, "")),
                       Text(p.breaker, style=BREAKER_STYLE.get(p.breaker, "")),
                       fmt.number(p.attempts_per_s, 1), fmt.pct(p.success, 2))
     return table
@@ -145,7 +145,7 @@ def _detections(s: LiveSnapshot) -> RenderableType:
     for name in ("at", "provider", "detector", "reason"):
         table.add_column(name)
     for d in list(s.detections)[-5:]:
-        table.add_row(fmt.secs(d.at_s), d.provider, d.detector, d.reason)
+        table.add_row(fmt.secs(d.at_s), Text(d.provider), Text(d.detector), Text(d.reason))
     return table
 
 
