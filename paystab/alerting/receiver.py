@@ -1,25 +1,24 @@
 """A standalone failover process: Alertmanager's webhook in, drains through the gateway out.
 
-``python -m paystab.alerting.receiver --gateway URL`` runs paystab's Alertmanager webhook
+``paystab watch receiver --gateway URL`` (also ``python -m paystab.alerting.receiver``, the
+same click command) runs paystab's Alertmanager webhook
 receiver (:mod:`paystab.anomaly.webhook`) in front of a failover controller
 (:mod:`paystab.anomaly.controller`) that talks to the gateway admin API, and — unless
 ``--no-detect`` — also feeds the controller from the gateway's ``/metrics`` every
 ``--interval``, so the detectors act on their own and drained providers are probed
 half-open and restored. The compose stack in ``deploy/`` runs it next to the gateway.
-Every decision is printed as one JSON line.
+Every decision is printed as one JSON line. The one token (the gateway's admin token, and
+the bearer token Alertmanager must send off loopback) comes from ``PAYSTAB_TOKEN`` only.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import signal
 import sys
 import threading
 from collections.abc import Sequence
 
-from paystab.exceptions import InvalidInput, PaystabError
+from paystab.exceptions import ExitCode, InvalidInput, PaystabError
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -63,24 +62,22 @@ def serve(gateway_url: str, listen: str, token: str | None, detect: bool, interv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paystab.alerting.receiver",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--gateway", required=True, help="gateway base URL (admin API)")
-    parser.add_argument("--listen", default="127.0.0.1:9095", help="webhook HOST:PORT")
-    parser.add_argument("--token", default=os.environ.get("PAYSTAB_TOKEN"),
-                        help="admin token for the gateway and the webhook (env PAYSTAB_TOKEN)")
-    parser.add_argument("--no-detect", action="store_true",
-                        help="only act on Alertmanager alerts, run no detectors")
-    parser.add_argument("--interval", type=float, default=0.5, help="sampling interval, s")
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    """``python -m paystab.alerting.receiver``: the ``paystab watch receiver`` command."""
+    import click
+
+    from paystab.cli.watch_cmds import receiver
+
     try:
-        serve(args.gateway, args.listen, args.token, not args.no_detect, args.interval, stop)
+        receiver.main(args=list(sys.argv[1:] if argv is None else argv),
+                      prog_name="python -m paystab.alerting.receiver", standalone_mode=False)
     except PaystabError as exc:
         print(f"paystab: {exc.render()}", file=sys.stderr)
         return int(exc.exit_code)
+    except click.exceptions.Abort:
+        return int(ExitCode.ABORTED)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.INVALID_INPUT)
     return 0
 
 
