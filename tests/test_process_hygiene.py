@@ -189,7 +189,9 @@ STARTER = textwrap.dedent("""
 """)
 
 
-def test_clear_stops_a_leftover_whose_starter_is_gone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("clear_args", [["clear"], ["clear", "--all"]])
+def test_clear_stops_a_leftover_whose_starter_is_gone(tmp_path: Path,
+                                                      clear_args: list[str]) -> None:
     state = tmp_path / "state"
     made = subprocess.run([sys.executable, "-P", "-c", STARTER], capture_output=True, text=True,
                           env=_env(state), timeout=60, check=True)
@@ -197,8 +199,8 @@ def test_clear_stops_a_leftover_whose_starter_is_gone(tmp_path: Path) -> None:
     ticks = procfs.start_ticks(pid)
     try:
         assert procfs.is_same(pid, ticks)  # the starter exited, its child did not
-        clear = subprocess.run(_paystab_argv("chaos", "clear"), capture_output=True, text=True,
-                               env=_env(state), timeout=60)
+        clear = subprocess.run(_paystab_argv("chaos", *clear_args), capture_output=True,
+                               text=True, env=_env(state), timeout=60)
         assert clear.returncode == 0, clear.stderr
         assert f"process-{pid}" in clear.stdout and "test leftover" in clear.stdout
         wait_for(lambda: not procfs.is_same(pid, ticks), GONE_DEADLINE_S, "the leftover to exit")
