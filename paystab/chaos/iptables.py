@@ -118,7 +118,7 @@ def remove_chain_if_empty(tool: str) -> bool:
     if any(line.startswith("-A ") for line in listed.stdout.splitlines()):
         return False
     for hook in HOOKS:
-        # -C/-D take one copy at a time; a second copy may exist after a crash mid-setup.
+        # -D deletes one copy at a time; a second may exist after a crash mid-setup.
         for _copy in range(8):
             if _run([tool, "-w", "-D", hook, "-j", CHAIN], check=False).returncode != 0:
                 break
