@@ -275,3 +275,58 @@ def fresh_stack_gateway_pid(stack: RunningStack) -> int:
     pid = StackEndpoints.read(stack.ready_file).gateway_pid
     assert pid
     return pid
+
+
+def _ledger_counts(endpoints: StackEndpoints) -> tuple[int, int]:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{endpoints.gateway_ledger}?mode=ro", uri=True)
+    try:
+        return (db.execute("SELECT count(*) FROM payments").fetchone()[0],
+                db.execute("SELECT count(*) FROM attempts").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_the_reported_5xx_inputs_are_4xx_and_never_reach_the_ledger(reference_stack: StackEndpoints) -> None:
+    import gzip
+    import socket
+
+    url = reference_stack.gateway_url
+    good = {"amount": 1500, "currency": "JPY", "method": "card", "country": "JP", "card": CARD}
+    before = _ledger_counts(reference_stack)
+
+    async def send(raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+        async with aiohttp.ClientSession(auto_decompress=False) as s, s.post(
+                url + "/v1/payments", data=raw, headers={"Content-Type": "application/json",
+                                                         "Idempotency-Key": str(uuid.uuid4()), **headers}) as r:
+            assert r.headers["Content-Type"].startswith("application/problem+json")
+            return r.status, await r.json(content_type=None)
+
+    surrogate = json.dumps({**good, "customer_id": "\ud800"}).encode()
+    deep = b'{"metadata": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    cases = [(surrogate, {}, 422, "customer_id"), (deep, {}, 400, None),
+             (json.dumps(good).encode(), {"Content-Encoding": "gzip"}, 400, "Content-Encoding"),
+             (gzip.compress(b"{not json"), {"Content-Encoding": "gzip"}, 400, None)]
+    for number in ("6011111111111117", "6200000000000005", "0000000000000"):
+        cases.append((json.dumps({**good, "card": {**CARD, "number": number}}).encode(), {}, 422, None))
+    for raw, headers, status, field in cases:
+        got, body = asyncio.run(send(raw, headers))
+        assert (got, body.get("field")) == (status, field), body
+    assert body["type"].endswith("/unroutable")  # the last: no provider takes the scheme
+    assert _ledger_counts(reference_stack) == before  # no payment, no attempt, no retry
+
+    # A body announced at 10 MB is refused at once, not waited for.
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        c.sendall(b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Idempotency-Key: big\r\nContent-Length: 10485760\r\n\r\n" + b"x" * 100)
+        assert c.recv(200).startswith(b"HTTP/1.1 413 ")
+
+
+def test_the_openapi_document_is_served(reference_stack: StackEndpoints) -> None:
+    status, document = admin(reference_stack.gateway_url, "GET", "/openapi.json")
+    assert status == 200 and document["openapi"] == "3.1.0"
+    assert set(document["paths"]) >= {"/v1/payments", "/v1/payments/{id}", "/admin/providers"}
+    status, problem = admin(reference_stack.gateway_url, "GET", "/v1/payments/%ED%A0%80")
+    assert status == 404 and problem["type"].endswith("/not-found")

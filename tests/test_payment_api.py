@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from paystab.stack.payment_api import RequestProblem, parse_payment, validate_idempotency_key
+from paystab.exceptions import InvalidInput
+from paystab.stack.catalog import RoutingSettings
+from paystab.stack.http_guard import GatewayLimits
+from paystab.stack.payment_api import RequestProblem, json_depth_exceeds, parse_payment, validate_idempotency_key
 
 GOOD = {"amount": 1999, "currency": "JPY", "method": "card", "country": "JP",
         "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}
@@ -69,7 +72,70 @@ def test_wrong_content_type_and_oversized_bodies() -> None:
 
 def test_idempotency_key_rules() -> None:
     assert validate_idempotency_key("k-1") == "k-1"
-    for bad in (None, "", "x" * 256, "tab\there"):
+    for bad in (None, "", "x" * 256, "tab\there", " lead", "k\ud800", "ключ"):
         with pytest.raises(RequestProblem) as info:
             validate_idempotency_key(bad)
         assert info.value.status == 400
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"customer_id": "\ud800"}, "customer_id"),
+    ({"customer_id": "tab\there"}, "customer_id"),
+    ({"customer_id": "4242 4242 4242 4242"}, "customer_id"),
+    ({"description": "x\udfffy"}, "description"),
+    ({"description": "x" * 1001}, "description"),
+    ({"metadata": {"k": "\ud83d"}}, "metadata.k"),
+    ({"metadata": {"k": {"nested": 1}}}, "metadata.k"),
+    ({"metadata": [1]}, "metadata"),
+    ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata"),
+    ({"card": {**GOOD["card"], "cvc": "١٢٣"}}, "card.cvc"),  # type: ignore[dict-item]
+    ({"card": {**GOOD["card"], "number": "４２４２４２４２４２４２４２４２"}}, "card.number"),  # type: ignore[dict-item]
+    ({"card": {**GOOD["card"], "extra": 1}}, "card.extra"),  # type: ignore[dict-item]
+    ({"amount": 1.0}, "amount"),
+])
+def test_text_must_be_valid_unicode_and_every_field_is_checked(changes: dict[str, object], field: str) -> None:
+    raw = json.dumps({**GOOD, **changes}).encode()  # json escapes lone surrogates as \\ud800
+    p = problem(raw)
+    assert (p.status, p.field) == (422, field)
+
+
+def test_deep_nesting_is_refused_before_parsing_and_shallow_bodies_pass() -> None:
+    deep = b'{"metadata": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    p = problem(deep)
+    assert (p.status, p.slug) == (400, "json-too-deep")
+    assert problem(b"[" * 60_000).status == 400
+    assert json_depth_exceeds(b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', 3) is False
+    assert json_depth_exceeds(b"[[[[]]]]", 3) is True
+    assert parse_payment(body(metadata={"order": "[[[[{{{{"}), "application/json").amount == 1999
+
+
+def test_the_fingerprint_is_keyed() -> None:
+    a = parse_payment(body(), "application/json", fingerprint_key=b"a" * 32)
+    b = parse_payment(body(), "application/json", fingerprint_key=b"b" * 32)
+    assert a.fingerprint != b.fingerprint
+
+
+def test_unknown_card_schemes_are_routed_nowhere() -> None:
+    from paystab.collector.stats import GatewayStats
+    from paystab.stack.catalog import default_providers
+    from paystab.stack.routing import Router
+
+    specs = default_providers()
+    stats = GatewayStats()
+    for s in specs:
+        stats.provider(s.name, s.methods)
+    router = Router(specs, stats.providers, RoutingSettings())
+    for number in ("6011111111111117", "6200000000000005", "0000000000000"):
+        payment = parse_payment(body(card={**GOOD["card"], "number": number}), "application/json")  # type: ignore[dict-item]
+        assert payment.brand is None
+        assert not router.routable("card", "JPY", "JP", payment.brand)
+    assert router.routable("card", "JPY", "JP", parse_payment(body(), "application/json").brand)
+
+
+def test_gateway_limits_from_the_command_line() -> None:
+    limits = GatewayLimits.from_pairs(["header_read_timeout_s=2.5", "max-body-bytes=1024"])
+    assert limits.header_read_timeout_s == 2.5 and limits.max_body_bytes == 1024
+    assert limits.handler_kwargs()["max_field_size"] == GatewayLimits().max_header_bytes
+    for bad in ("nope=1", "max_body_bytes=-1", "max_body_bytes=1.5", "header_read_timeout_s=nan", "x"):
+        with pytest.raises(InvalidInput):
+            GatewayLimits.from_pairs([bad])
