@@ -72,11 +72,13 @@ class DialectClient:
         self.session = session
         self.endpoint = endpoint
         self.dialect = get_dialect(endpoint.dialect)
+        auth = getattr(self.dialect, "client_auth_headers", None)  # as the gateway does
+        self.auth: dict[str, str] = auth(endpoint.api_key) if auth and endpoint.api_key else {}
 
     async def send(self, call: HttpCall, timeout_s: float = 5.0) -> tuple[int, str, bytes]:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         async with self.session.request(call.method, self.endpoint.url + call.path,
-                                        headers=call.headers, data=call.body,
+                                        headers={**call.headers, **self.auth}, data=call.body,
                                         timeout=timeout) as response:
             return response.status, response.headers.get("Content-Type", ""), await response.read()
 

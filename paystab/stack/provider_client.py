@@ -8,18 +8,27 @@ The distinction that matters for payments is *did the provider see the request?*
 
 :class:`ProviderClient` sends a dialect's :class:`HttpCall` and returns the raw answer or
 raises :class:`ConnectFailed` / :class:`OutcomeUnknown`; the processor decides what to do.
+
+Credentials and trust come from the provider's endpoint (the ready file): an ``https://``
+provider with a ``ca_file`` is verified against that CA (``stack/tls.py``; system roots
+otherwise), and with an ``api_key`` the dialect says how to present it — static headers
+from ``dialect.client_auth_headers(api_key)`` (stripe: ``Authorization: Bearer``), or a
+per-call signature from ``dialect.sign_call(call, api_key)`` (an HMAC over the body).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from paystab.stack.dialects.base import Dialect, HttpCall
 from paystab.stack.endpoints import ProviderEndpoint
+from paystab.stack.tls import client_context
 
 
 def abortive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
@@ -61,8 +70,22 @@ class ProviderClient:
         host_port = self.base_url.split("://", 1)[-1].split("/", 1)[0]
         host, _, port = host_port.rpartition(":")
         self.server_address = host or host_port
-        self.server_port = int(port) if port.isdigit() else 80
+        https = self.base_url.startswith("https://")
+        self.server_port = int(port) if port.isdigit() else (443 if https else 80)
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # True = aiohttp's default verification (system roots); a context trusts the CA file
+        self._ssl: ssl.SSLContext | bool = (client_context(endpoint.ca_file)
+                                            if https and endpoint.ca_file else True)
+        self._auth_headers: dict[str, str] = {}
+        self._sign: Callable[[HttpCall], HttpCall] | None = None
+        api_key = endpoint.api_key
+        if api_key:
+            static = getattr(dialect, "client_auth_headers", None)
+            if static is not None:
+                self._auth_headers = dict(static(api_key))
+            sign_call = getattr(dialect, "sign_call", None)
+            if sign_call is not None:
+                self._sign = lambda call: sign_call(call, api_key)
 
     def _timeout(self, timeout_s: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(timeout_s)
@@ -73,10 +96,13 @@ class ProviderClient:
 
     async def send(self, call: HttpCall, timeout_s: float) -> tuple[int, str, bytes]:
         timeout = self._timeout(timeout_s)
+        if self._sign is not None:
+            call = self._sign(call)
+        headers = {**call.headers, **self._auth_headers} if self._auth_headers else call.headers
         try:
             async with self.session.request(
                 call.method, self.base_url + call.path, data=call.body or None,
-                headers=call.headers, timeout=timeout, allow_redirects=False,
+                headers=headers, timeout=timeout, allow_redirects=False, ssl=self._ssl,
             ) as response:
                 body = await response.read()
                 return response.status, response.headers.get("Content-Type", ""), body

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable
 
 from aiohttp import web
 
@@ -53,6 +54,13 @@ def _validate(request: ChargeRequest) -> None:
 def _response(reply: HttpReply) -> web.Response:
     headers = {"Content-Type": reply.content_type, **reply.headers}
     return web.Response(status=reply.status, body=reply.body, headers=headers)
+
+
+def _detached(work: Awaitable[HttpReply]) -> asyncio.Future[HttpReply]:
+    """A task that outlives its request; its error is retrieved even if nobody waits."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 class SimProvider:
@@ -202,7 +210,10 @@ class SimProvider:
             reply, result = dialect.render_injected_error(plan.error), f"injected.{plan.error}"
         else:
             try:
-                reply = await route.handler(call)
+                if operation == "status":
+                    reply = await route.handler(call)
+                else:  # money moves: finish even if the client goes away (see book.py)
+                    reply = await asyncio.shield(_detached(route.handler(call)))
                 result = call.result or ("ok" if reply.status < 300 else f"http_{reply.status}")
             except RouteError as exc:
                 reply, result = exc.reply, exc.result
