@@ -103,3 +103,16 @@ def test_shipped_schema_is_generated_from_the_model() -> None:
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_the_configs_in_the_docs_are_valid() -> None:
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "watch.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    kinds = set()
+    for i, block in enumerate(blocks):
+        config = config_from_text(block, f"docs/watch.md block {i}")
+        kinds |= {s.kind for s in config.sources}
+    assert kinds == {"metrics_url", "prometheus", "otlp"}

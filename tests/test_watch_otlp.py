@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +49,6 @@ class SpanTraffic:
         self._thread.start()
 
     def _run(self) -> None:
-        import time
-
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         sent = 0
@@ -123,9 +122,11 @@ def _run_fault(tmp_path: Path, recorder: Recorder, extra: list[str]) -> tuple[Wa
         wait_for(lambda: _samples_fed(watch) >= 16, 40, "8 healthy rounds through OTLP")
         traffic.decline_ratio["psp-b.example"] = 0.3
         traffic.fail_ratio["psp-a.example"] = 0.4
+        fault_at = time.time()
         word = "would_drain" if "--dry-run" in extra else "decision"
         found = watch.wait_entry(lambda e: e.get("event") == word
                                  and e.get("action", "drain") == "drain", 60, word)
+        print(f"detection delay through OTLP: {found['time'] - fault_at:.2f} s")
         return watch, found
     finally:
         traffic.stop()

@@ -89,9 +89,11 @@ def test_fault_seen_through_prometheus_drains_by_webhook_and_survives_sigkill(
                  and (tmp_path / "state.json").exists(), 30, "a first saved state")
         stack.decline_ratio["psp-b.example"] = 0.3  # declines: never a provider failure
         stack.fail_ratio["psp-a.example"] = 0.4
+        fault_at = time.time()
         drain = watch.wait_entry(lambda e: e.get("event") == "decision"
                                  and e.get("action") == "drain", 60, "a drain decision")
         assert drain["provider"] == "psp-a.example"
+        print(f"detection delay through Prometheus: {drain['time'] - fault_at:.2f} s")
         wait_for(lambda: "/flags/psp-a.example" in recorder.paths(), 20, "the webhook call")
         method, _, body = next(c for c in recorder.calls if c[1] == "/flags/psp-a.example")
         assert method == "PUT" and '"enabled": false' in body
