@@ -12,13 +12,15 @@ bound when ``rich.live`` was imported — possibly before the patch.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console, RenderableType
 
+from paystab.report.live import LiveView
 from paystab.report.model import Report
 
 REFRESH_INTERVAL_S = 0.25
@@ -56,6 +58,17 @@ def live_view(view: RenderableType, console: Console) -> Iterator[None]:
             refresher.kill(block=False)
 
 
+def _phase_printer(console: Console, view: LiveView | None) -> Callable[[str], None]:
+    """Phases as log lines when piped; in the live view's header when it is shown (the
+    runner's snapshots carry the phase only while the load runs)."""
+    if view is None:
+        return lambda phase: console.print(f"drill: {phase}", style="dim", markup=False)
+
+    def show(phase: str) -> None:
+        view.update(dataclasses.replace(view.snapshot, phase=phase))
+    return show
+
+
 def write_reports(report: Report, out_dir: Path, junit: Path | None) -> list[Path]:
     from paystab.report.base import write_report
 
@@ -71,7 +84,6 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
                live: bool, ready_file: str | None = None) -> int:
     patch_with_gevent()  # before the console's locks and any thread exist
     from paystab.drill.runner import Drill, DrillOptions, exit_for
-    from paystab.report.live import LiveView
     from paystab.report.terminal import summary
 
     console = Console(stderr=True)
@@ -84,11 +96,11 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
         options = DrillOptions(runbook=name, target_url=target_url, ready_file=ready_file,
                                duration_s=duration_s, rps=rps,
                                seed=seed, out_dir=out, live=live and console.is_terminal)
-        drill = Drill(options, console,
-                      on_phase=None if options.live else lambda p: console.print(f"[dim]drill: {p}[/dim]"))
-        if options.live:
-            drill.view = LiveView(name, duration_s)
-            with live_view(drill.view, console):
+        view = LiveView(name, duration_s) if options.live else None
+        drill = Drill(options, console, on_phase=_phase_printer(console, view))
+        if view is not None:
+            drill.view = view
+            with live_view(view, console):
                 report = drill.run()
         else:
             drill.view = None
