@@ -295,3 +295,30 @@ def test_failed_provider_start_leaves_no_temporary_folder(tmp_path: Path,
         with pytest.raises(EnvironmentProblem, match="already in use"):
             asyncio.run(start_providers([spec]))
     assert list(tmp_path.glob("paystab-providers-*")) == []
+
+
+def test_a_child_outlives_the_short_lived_thread_that_asked_for_it(tmp_path: Path) -> None:
+    """The kernel's death signal follows the forking *thread*: threads hand forks over."""
+    import threading
+
+    from paystab.children import forget, spawn
+
+    journal = ChildJournal(tmp_path / "state")
+    made: list[subprocess.Popen[bytes]] = []
+    asker = threading.Thread(target=lambda: made.append(spawn(
+        [sys.executable, "-P", "-c", "import time; time.sleep(600)"], what="sleeper",
+        journal=journal, stdin=subprocess.DEVNULL)))
+    asker.start()
+    asker.join()
+    wait_for(lambda: not any(t.ident == asker.ident for t in threading.enumerate()),
+             what="the asking thread to end")
+    (child,) = made
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1.0)  # had that thread forked it, SIGKILL would end it now
+        assert [e.pid for e in journal.entries()] == [child.pid]
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    forget(child)
+    assert journal.entries() == []
