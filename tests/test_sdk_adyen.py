@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import requests
 
 from paystab.stack.dialects.adyen import VERSIONS
 from paystab.stack.dialects.adyen_codes import REFUSALS
@@ -273,3 +274,33 @@ def test_runtime_faults_and_fail_first(sim: SimThread) -> None:
             api.payments(body, idempotency_key="flaky-1")
         assert failed.value.status_code == 500
     assert api.payments(body, idempotency_key="flaky-1").message["resultCode"] == "Authorised"
+
+
+def test_charge_then_drop_is_recovered_by_replaying_the_key(sim: SimThread) -> None:
+    provider = sim.running.providers[NAME]  # type: ignore[union-attr]
+    api = client(sim).checkout.payments_api
+    fault = sim.call(lambda: provider.faults.add({"type": "drop_response"}, 0.0))
+    try:
+        with pytest.raises(requests.exceptions.ConnectionError):
+            api.payments(card_payment("order-dropped"), idempotency_key="dropped-1")
+    finally:
+        sim.call(lambda: provider.faults.remove(fault.id))
+    replayed = api.payments(card_payment("order-dropped"), idempotency_key="dropped-1")
+    assert replayed.message["resultCode"] == "Authorised"
+    assert _ledger(sim)[replayed.psp] == "captured"  # charged once, before the drop
+
+
+def test_duplicated_notifications_under_a_webhook_fault(sim: SimThread) -> None:
+    provider = sim.running.providers[NAME]  # type: ignore[union-attr]
+    fault = sim.call(lambda: provider.faults.add({"type": "webhook_duplicate",
+                                                  "copies": 2}, 0.0))
+    try:
+        psp = client(sim).checkout.payments_api.payments(card_payment("order-dup")).psp
+        docs = sim.wait_webhooks(lambda seen: len([
+            h for h in seen if psp in h.body.decode()]) >= 3)
+    finally:
+        sim.call(lambda: provider.faults.remove(fault.id))
+    copies = [h.body for h in docs if psp in h.body.decode()]
+    assert len(set(copies)) == 1  # the same notification, delivered three times
+    assert util.is_valid_hmac_notification(json.loads(copies[0]),
+                                           _endpoint(sim).webhook_secret)
