@@ -212,6 +212,32 @@ def test_inconclusive_false_failovers_and_not_applicable_in_every_renderer() -> 
     assert props["false_failovers"] == "1" and "p95_ms" in (props["not_judged"] or "")
 
 
+def test_report_check_exits_4_on_an_inconclusive_verdict(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from paystab.cli.report_cmds import report_command
+    from paystab.exceptions import EnvironmentProblem
+    from paystab.report.model import HypothesisResult
+
+    report = copy.deepcopy(VARIANTS["pass"])
+    report.verdict, report.inconclusive_reason = "inconclusive", "event-loop lag 400 ms in the harness"
+    report.hypotheses.append(HypothesisResult("lost_payments == 0", None, None, "no ledgers"))
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(report.to_json()))
+    result = CliRunner().invoke(report_command, [str(source), "--check", "-q"],
+                                standalone_mode=False)
+    assert isinstance(result.exception, EnvironmentProblem)
+    assert result.exception.exit_code == 4 and "event-loop lag" in str(result.exception)
+    report.verdict = "fail"
+    report.hypotheses.append(HypothesisResult("p95_ms <= 500", 708.0, False))
+    source.write_text(json.dumps(report.to_json()))
+    result = CliRunner().invoke(report_command, [str(source), "--check", "-q"],
+                                standalone_mode=False)
+    assert str(result.exception).endswith("verdict fail (p95_ms <= 500)")  # n/a is no failure
+
+
 def test_ten_providers_fit_the_legend() -> None:
     from paystab.report.model import ProviderPoint
     from paystab.report.svg import WIDTH

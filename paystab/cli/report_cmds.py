@@ -5,7 +5,7 @@ writes the requested formats (see :mod:`paystab.report`); the terminal summary g
 stdout unless ``--quiet``. A file that is not JSON or not a v1 report is invalid input
 (exit 2) naming the file, line or field; an output that cannot be written is an
 environment problem (exit 4). ``--check`` makes the exit code follow the report's verdict
-(1 fail, 3 aborted), for CI steps that only re-read a report.
+(1 fail, 3 aborted, 4 inconclusive), for CI steps that only re-read a report.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from paystab.exceptions import Aborted, EnvironmentProblem, VerdictFailed
               help="Write the report JSON (normalised, schema v1) here.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the terminal summary.")
 @click.option("--check", is_flag=True,
-              help="Exit 1 if the verdict is fail, 3 if aborted (default: 0 once rendered).")
+              help="Exit 1 if the verdict is fail, 3 if aborted, 4 if inconclusive "
+                   "(default: 0 once rendered).")
 def report_command(report_file: str, html_file: str | None, junit_file: str | None,
                    json_file: str | None, quiet: bool, check: bool) -> None:
     """Re-render a saved drill report: terminal summary, HTML, JUnit XML, JSON."""
@@ -51,12 +52,18 @@ def report_command(report_file: str, html_file: str | None, junit_file: str | No
     if not quiet:
         Console().print(summary(report))
     if check and report.verdict == "fail":
-        failed = [h.expr for h in report.hypotheses if not h.ok]
+        failed = [h.expr for h in report.hypotheses if h.ok is False]
         raise VerdictFailed(f"{report_file}: verdict fail"
                             + (f" ({'; '.join(failed)})" if failed else ""))
     if check and report.verdict == "aborted":
         raise Aborted(f"{report_file}: drill aborted"
                       + (f": {report.abort_reason}" if report.abort_reason else ""))
+    if check and report.verdict == "inconclusive":
+        raise EnvironmentProblem(f"{report_file}: verdict inconclusive"
+                                 + (f": {report.inconclusive_reason}"
+                                    if report.inconclusive_reason else ""),
+                                 hint="the measuring apparatus limited the run; rerun with "
+                                      "more room for the load generator")
 
 
 def register(group: click.Group) -> None:
