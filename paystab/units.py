@@ -7,6 +7,7 @@ what every load tool means.
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d)\s*$")
@@ -30,6 +31,27 @@ def parse_duration_s(value: object) -> float:
     if re.sub(r"\d+(?:\.\d+)?\s*(?:us|µs|ms|s|m|h|d)", "", text).strip():
         raise ValueError(f"cannot read {value!r} as a duration")
     return total
+
+
+DURATION_EXPECTED = "seconds or a duration with units, e.g. 30, 30s, 2m, 1h30m"
+
+
+def parse_cli_duration_s(value: str, *, allow_zero: bool = False) -> float:
+    """A duration typed on a command line: bare seconds (``30``, ``1.5``) or with units
+    (``30s``, ``2m``, ``1h30m``, ``250ms``). Every ``--duration`` flag reads it this way, so
+    one grammar holds for every command. Raises ValueError saying what was expected.
+    """
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parse_duration_s(text)
+        except ValueError:
+            raise ValueError(f"cannot read {value!r} as a duration") from None
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds
 
 
 def parse_rate(value: object) -> float:

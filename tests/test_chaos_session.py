@@ -163,7 +163,7 @@ def test_bad_input_is_exit_2_and_injects_nothing(state: Path, sleeper: Sleeper) 
         ["chaos", "inject", "process.stpo", "--target", f"pid:{sleeper.pid}"],
         ["chaos", "inject", "process.kill", "--target", f"pid:{sleeper.pid}", "-p", "signal=9"],
         ["chaos", "inject", "process.stop", "--target", f"pid:{sleeper.pid}", "-p", "x=1"],
-        ["chaos", "inject", "process.stop", "--target", f"pid:{sleeper.pid}", "-d", "5"],
+        ["chaos", "inject", "process.stop", "--target", f"pid:{sleeper.pid}", "-d", "soon"],
         ["chaos", "inject", "process.stop", "--target", f"pid:{sleeper.pid}",
          "--allow", "pid:1"],
         ["chaos", "inject", "process.stop", "--target", "pid:nope"],

@@ -235,3 +235,34 @@ def test_steady_state_tolerance_counts_only_the_bad_direction() -> None:
     assert availability.within_tolerance(0.995, 1.0) and not availability.within_tolerance(1.0, 0.98)
     both = Probe("rps", metric="rps", min=1.0, max=1000.0, tolerance=0.1)
     assert not both.within_tolerance(100.0, 80.0) and not both.within_tolerance(100.0, 120.0)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30", 30.0), ("30s", 30.0), ("2m", 120.0), ("1h30m", 5400.0),
+                                               ("1.5", 1.5), ("250ms", 0.25)])
+def test_one_duration_grammar_on_every_command_line(text: str, seconds: float) -> None:
+    from paystab.units import parse_cli_duration_s
+
+    assert parse_cli_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["-5", "0", "soon", "30 parsecs", "nan", "inf", ""])
+def test_bad_command_line_durations_are_refused(text: str) -> None:
+    from paystab.units import parse_cli_duration_s
+
+    with pytest.raises(ValueError):
+        parse_cli_duration_s(text)
+
+
+def test_drill_duration_takes_units_and_refuses_bad_ones_with_exit_2(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PAYSTAB_STATE_DIR=str(tmp_path / "state"))
+    for bad, said in (("soon", "cannot read 'soon'"), ("10s", "at least 20s")):
+        done = subprocess.run([sys.executable, "-m", "paystab", "drill", "provider-error-burst", "--no-live",
+                               "--duration", bad, "--out", str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "--duration" in done.stderr and said in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "out" / "report.json").exists()

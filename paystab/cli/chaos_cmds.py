@@ -57,7 +57,7 @@ def _ready_context(ready_file: str | None, proxy_api: str | None) -> Any:
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
               help="a fault parameter, with its unit (latency=300ms); repeatable")
 @click.option("--duration", "-d", metavar="DURATION",
-              help="how long to hold the fault (30s, 2m); default: until Ctrl-C")
+              help="how long to hold the fault (30, 30s, 2m); default: until Ctrl-C")
 @click.option("--allow", "allow", multiple=True, metavar="THING",
               help="blast radius: HOST:PORT, provider:NAME, container:NAME, pid:N …; "
                    "default $PAYSTAB_ALLOW, else just the target")
@@ -76,7 +76,7 @@ def inject(kind: str, target: str, params: tuple[str, ...], duration: str | None
     from paystab.chaos.params import parse_cli_params
     from paystab.chaos.registry import build_spec, fault_class
     from paystab.chaos.session import FaultSession
-    from paystab.units import format_duration, parse_duration_s
+    from paystab.units import DURATION_EXPECTED, format_duration, parse_cli_duration_s
 
     spec = build_spec(
         name or kind, kind, target, parse_cli_params(params),
@@ -87,9 +87,9 @@ def inject(kind: str, target: str, params: tuple[str, ...], duration: str | None
     hold_s = None
     if duration is not None:
         try:
-            hold_s = parse_duration_s(duration)
+            hold_s = parse_cli_duration_s(duration)
         except ValueError as exc:
-            raise InvalidInput(str(exc), source="--duration", expected="e.g. 30s, 2m") from None
+            raise InvalidInput(str(exc), source="--duration", expected=DURATION_EXPECTED) from None
     entries = list(allow) or [a for a in os.environ.get("PAYSTAB_ALLOW", "").split(",") if a]
     allow_list = AllowList.parse(entries) if entries else \
         AllowList((fault_class(kind).check_target(target),))

@@ -12,8 +12,8 @@ import click
 @click.option("--target", "target_url", help="Drill your own gateway at this URL instead of the reference stack.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="A ready file describing your stack "
               "(gateway, provider admin URLs, ledgers): lets provider faults and reconciliation reach it.")
-@click.option("--duration", type=click.FloatRange(min=1, min_open=False), help="Load duration in seconds "
-              "(the fault schedule scales with it).")
+@click.option("--duration", metavar="DURATION", help="Load duration: 30, 30s, 2m, 1h30m (the fault "
+              "schedule scales with it; at least the runbook's min_duration).")
 @click.option("--rps", type=click.FloatRange(min=0.1), help="Payments per second.")
 @click.option("--seed", type=int, help="Seed for the payment mix and fault timing.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("paystab-drill"),
@@ -21,13 +21,19 @@ import click
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--no-live", is_flag=True, help="No live view (CI logs).")
 def drill_command(runbooks: tuple[str, ...], target_url: str | None, ready_file: str | None,
-                  duration: float | None,
+                  duration: str | None,
                   rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
                   no_live: bool) -> int:
     """Run disaster drills (default: provider-timeout) and judge SLOs and payment invariants."""
     from paystab.drill.cli_run import run_drills
+    from paystab.exceptions import InvalidInput
+    from paystab.units import DURATION_EXPECTED, parse_cli_duration_s
 
-    return run_drills(list(runbooks) or ["provider-timeout"], target_url, duration, rps, seed,
+    try:
+        duration_s = None if duration is None else parse_cli_duration_s(duration)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), source="--duration", expected=DURATION_EXPECTED) from None
+    return run_drills(list(runbooks) or ["provider-timeout"], target_url, duration_s, rps, seed,
                       out_dir, junit, not no_live, ready_file)
 
 

@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 
 from paystab.exceptions import Aborted, InvalidInput, VerdictFailed
-from paystab.units import parse_duration_s, parse_rate
+from paystab.units import DURATION_EXPECTED, parse_cli_duration_s, parse_rate
 
 
 def _rate(value: str | None, source: str) -> float | None:
@@ -43,17 +43,9 @@ def _seconds(value: str | None, source: str, allow_zero: bool = False) -> float 
     if value is None:
         return None
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parse_duration_s(value)
-        except ValueError:
-            raise InvalidInput(f"cannot read {value!r}", source=source,
-                               expected="seconds, e.g. 30, 30s, 2m") from None
-    if not (seconds > 0 or (allow_zero and seconds == 0)) or math.isinf(seconds):
-        raise InvalidInput(f"{value!r} is not a positive duration", source=source,
-                           expected="a duration > 0, e.g. 30 or 30s")
-    return seconds
+        return parse_cli_duration_s(value, allow_zero=allow_zero)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), source=source, expected=DURATION_EXPECTED) from None
 
 
 @contextmanager
