@@ -9,7 +9,14 @@ import pytest
 from paystab.exceptions import InvalidInput
 from paystab.stack.catalog import RoutingSettings
 from paystab.stack.http_guard import GatewayLimits
-from paystab.stack.payment_api import RequestProblem, json_depth_exceeds, parse_payment, validate_idempotency_key
+from paystab.stack.ledger import keyed_hash
+from paystab.stack.payment_api import (
+    KeyedHash,
+    RequestProblem,
+    json_depth_exceeds,
+    parse_payment,
+    validate_idempotency_key,
+)
 
 GOOD = {"amount": 1999, "currency": "JPY", "method": "card", "country": "JP",
         "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}
@@ -110,9 +117,10 @@ def test_deep_nesting_is_refused_before_parsing_and_shallow_bodies_pass() -> Non
 
 
 def test_the_fingerprint_is_keyed() -> None:
-    a = parse_payment(body(), "application/json", fingerprint_key=b"a" * 32)
-    b = parse_payment(body(), "application/json", fingerprint_key=b"b" * 32)
+    a = parse_payment(body(), "application/json", keyed=KeyedHash(b"a" * 32))
+    b = parse_payment(body(), "application/json", keyed=KeyedHash(b"b" * 32))
     assert a.fingerprint != b.fingerprint
+    assert KeyedHash(b"s" * 32).hex(b"4242424242424242") == keyed_hash(b"s" * 32, "4242424242424242")
 
 
 def test_unknown_card_schemes_are_routed_nowhere() -> None:
@@ -139,3 +147,11 @@ def test_gateway_limits_from_the_command_line() -> None:
     for bad in ("nope=1", "max_body_bytes=-1", "max_body_bytes=1.5", "header_read_timeout_s=nan", "x"):
         with pytest.raises(InvalidInput):
             GatewayLimits.from_pairs([bad])
+
+
+def test_problems_never_echo_a_card_number() -> None:
+    for changes in ({"currency": "4242 4242 4242 4242 424"}, {"x4242424242424242": 1},
+                    {"metadata": {"k": 4242424242424242}}, {"method": "4000-0000-0000-9995"}):
+        p = problem(json.dumps({**GOOD, **changes}).encode())
+        text = json.dumps(p.body())
+        assert "4242424242424242" not in text.replace(" ", "") and "4000000000009995" not in text.replace("-", "")

@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from paystab.collector.prometheus import make_registry, render
+from paystab.collector.redact import redact
 from paystab.collector.stats import GatewayStats
 from paystab.collector.telemetry import Telemetry
 from paystab.httpclient import is_loopback_host
@@ -38,9 +39,10 @@ from paystab.stack.catalog import METHODS, StackSettings
 from paystab.stack.dialects import get_dialect
 from paystab.stack.endpoints import ProviderEndpoint
 from paystab.stack.http_guard import GatewayLimits, read_body
-from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger, durable, keyed_hash, ledger_secret
+from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger, durable, ledger_secret
 from paystab.stack.payment_api import (
     PAYMENT_ID,
+    KeyedHash,
     PaymentRequest,
     RequestProblem,
     parse_payment,
@@ -86,7 +88,8 @@ class Gateway:
         self.telemetry = telemetry
         self.ledger = GatewayLedger(ledger_path)
         self.limits = options.limits
-        self.key_secret = options.key_secret or ledger_secret(ledger_path)
+        # Keys and body fingerprints are kept only as HMACs under the stack's secret.
+        self.keyed = KeyedHash(options.key_secret or ledger_secret(ledger_path))
         self.stats = GatewayStats()
         specs = [s for s in settings.providers if s.name in providers]
         for spec in specs:
@@ -177,14 +180,14 @@ class Gateway:
         limits = self.limits
         payment = parse_payment(await read_body(request, limits), request.headers.get("Content-Type"),
                                 max_body_bytes=limits.max_body_bytes,
-                                max_json_depth=limits.max_json_depth, fingerprint_key=self.key_secret)
+                                max_json_depth=limits.max_json_depth, keyed=self.keyed)
         if not self.router.routable(payment.method, payment.currency, payment.country, payment.brand):
             raise RequestProblem(
                 422, "unroutable", "No provider takes this payment",
                 f"no configured provider takes {payment.method} in {payment.currency} from "
                 f"{payment.country}" + (f" ({payment.brand})" if payment.brand else
                                         " (card scheme not accepted)" if payment.card else ""))
-        key = keyed_hash(self.key_secret, raw_key)
+        key = self.keyed.hex(raw_key.encode())  # == ledger.keyed_hash(secret, raw_key)
         # No await between these checks and registering the key: same-key races are settled.
         busy_fp = self._inflight_keys.get(key)
         if busy_fp is not None:
@@ -302,7 +305,7 @@ class Gateway:
         stored = self.ledger.find_by_id(payment_id) if PAYMENT_ID.matches(payment_id) else None
         if stored is None or stored.response is None:
             raise RequestProblem(404, "not-found", "Payment not found",
-                                 f"no payment {payment_id[:40]!r}")
+                                 f"no payment {redact(payment_id[:40])!r}")
         return web.json_response(stored.response)
 
     async def openapi(self, _request: web.Request) -> web.Response:
