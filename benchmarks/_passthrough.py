@@ -27,6 +27,9 @@ def main() -> None:
     dialect = get_dialect(endpoint.dialect)
     base = endpoint.url.rstrip("/")
     counter = 0
+    # the provider's credentials, presented as the gateway presents them (stripe: a bearer key)
+    auth = getattr(dialect, "client_auth_headers", None)
+    auth_headers = auth(endpoint.api_key) if auth is not None and endpoint.api_key else {}
 
     async def start(app: web.Application) -> None:
         app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -44,7 +47,7 @@ def main() -> None:
                                Card(card["number"], card["exp_month"], card["exp_year"], card["cvc"]))
         call = dialect.charge_call(charge)
         async with request.app["session"].request(call.method, base + call.path, data=call.body,
-                                                  headers=call.headers) as r:
+                                                  headers={**call.headers, **auth_headers}) as r:
             answer = dialect.parse_charge(r.status, r.headers.get("Content-Type", ""), await r.read())
         return web.json_response({"status": answer.code, "provider": provider})
 

@@ -58,12 +58,13 @@ def _select(specs: Sequence[ProviderSpec], name: str, port: int | None) -> list[
 
 
 async def _serve(specs: list[ProviderSpec], host: str, admin_port: int, data_dir: Path,
-                 seed: int | None, token: str | None, ready_file: Path | None) -> None:
+                 seed: int | None, token: str | None, ready_file: Path | None,
+                 tls: bool = False, webhook_url: str | None = None) -> None:
     from paystab.stack.endpoints import StackEndpoints
     from paystab.stack.providers import start_providers
 
     running = await start_providers(specs, host=host, admin_port=admin_port, data_dir=data_dir,
-                                    seed=seed, token=token)
+                                    seed=seed, token=token, tls=tls, webhook_url=webhook_url)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -75,6 +76,9 @@ async def _serve(specs: list[ProviderSpec], host: str, admin_port: int, data_dir
                        f"ledger {endpoint.ledger}")
         click.echo(f"{'admin':<{width}}  {'':<8}  {running.admin_url}  "
                    f"(metrics {running.metrics_url})")
+        ca_files = {e.ca_file for e in running.endpoints.values() if e.ca_file}
+        for ca_file in sorted(ca_files):
+            click.echo(f"{'tls':<{width}}  {'':<8}  CA certificate {ca_file}")
         if ready_file is not None:
             StackEndpoints(
                 gateway_url="", providers=running.endpoints,
@@ -109,14 +113,20 @@ async def _serve(specs: list[ProviderSpec], host: str, admin_port: int, data_dir
               help="Address to bind; non-loopback needs --token.")
 @click.option("--token", envvar="PAYSTAB_ADMIN_TOKEN", default=None,
               help="Bearer token for the admin API (env PAYSTAB_ADMIN_TOKEN).")
+@click.option("--tls", is_flag=True,
+              help="Serve HTTPS with a local CA made under --data-dir/tls (ready file: ca_file).")
+@click.option("--webhook-url", default=None,
+              help="Loopback URL that receives the providers' webhook events (signing secret "
+                   "in the ready file: webhook_secret).")
 def provider_command(name: str, port: int | None, admin_port: int, data_dir: Path,
                      config: Path | None, seed: int | None, ready_file: Path | None, host: str,
-                     token: str | None) -> None:
+                     token: str | None, tls: bool, webhook_url: str | None) -> None:
     """Run the simulated PSP NAME (or 'all') until Ctrl-C or SIGTERM."""
     specs, config_seed = _load(config)
     chosen = _select(specs, name, port)
     asyncio.run(_serve(chosen, host, admin_port, data_dir,
-                       seed if seed is not None else config_seed, token, ready_file))
+                       seed if seed is not None else config_seed, token, ready_file,
+                       tls, webhook_url))
 
 
 def register(group: click.Group) -> None:

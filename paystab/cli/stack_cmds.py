@@ -37,9 +37,12 @@ def _settings(config: Path | None, seed: int | None) -> Any:
 @click.option("--token", envvar="PAYSTAB_TOKEN", help="Admin token (needed for a non-loopback --host).")
 @click.option("--seed", type=int, help="Seed the simulators and routing.")
 @click.option("--trace-jsonl", type=click.Path(path_type=Path), help="Also write spans as JSON lines.")
+@click.option("--tls", is_flag=True,
+              help="Providers serve HTTPS with a local CA (the ready file names it: ca_file).")
 def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, prometheus: bool,
                alertmanager: bool, ready_file: Path | None, data_dir: Path | None,
-               token: str | None, seed: int | None, trace_jsonl: Path | None) -> None:
+               token: str | None, seed: int | None, trace_jsonl: Path | None,
+               tls: bool) -> None:
     """Start the provider simulators and the gateway on loopback; stop with Ctrl-C."""
     from paystab.stack.gateway_main import check_bind
     from paystab.stack.supervisor import RunningStack, StackOptions
@@ -50,7 +53,7 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
         _settings(config, seed)  # validate before anything starts: exit 2 on a bad file
     stack = RunningStack(StackOptions(port=port, host=host, config=config, data_dir=data_dir,
                                       telemetry=not no_telemetry, token=token, seed=seed,
-                                      trace_jsonl=trace_jsonl))
+                                      trace_jsonl=trace_jsonl, tls=tls))
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     extras: list[Any] = []

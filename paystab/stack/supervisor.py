@@ -43,6 +43,7 @@ class StackOptions:
     trace_jsonl: Path | None = None
     restart_gateway: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    tls: bool = False  # providers serve HTTPS with a local CA (stack/tls.py)
 
 
 def _log_tail(log: Path) -> str:
@@ -131,6 +132,8 @@ class RunningStack:
             args += ["--config", str(o.config)]
         if o.seed is not None:
             args += ["--seed", str(o.seed)]
+        if o.tls:
+            args.append("--tls")
         self.providers_proc = self._spawn(args, "providers.log")
         _wait_for_file(prov_ready, self.providers_proc, self.data_dir / "providers.log",
                        "the provider simulators")

@@ -100,9 +100,13 @@ class WebhookSender:
         check_webhook_url(target.url)
         self.targets[target.id] = target
 
+    def wants(self, event_type: str) -> bool:
+        """Whether any target takes ``event_type`` (skip building events nobody gets)."""
+        return any(t.wants(event_type) for t in self.targets.values())
+
     def send(self, event_type: str, event_id: str, payload: bytes, sign: Signer) -> None:
         """Queue one event for every target that wants it; returns at once."""
-        if not any(t.wants(event_type) for t in self.targets.values()):
+        if not self.wants(event_type):
             return
         plan = self.faults.plan("webhook", None, time.monotonic()) if self.faults else None
         if plan is not None and plan.webhook_drop:

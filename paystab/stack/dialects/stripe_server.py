@@ -117,7 +117,7 @@ def parse_create(call: RouteCall) -> ChargeRequest | None:
 async def create_intent(call: RouteCall) -> HttpReply:
     state = state_of(call)
     doc = call.scratch["intent"]
-    state.intents[doc["id"]] = doc
+    state.add_intent(doc)
     state.emit("payment_intent.created", doc)
     if call.charge is None:
         await call.wait()

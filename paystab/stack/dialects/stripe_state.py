@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from paystab.stack.providers.book import ChargeRecord
 
 _MAX_IDEMPOTENT = 50_000  # results kept for replay (Stripe keeps them 24 h)
+# Objects kept in memory per kind; older PaymentIntents are rebuilt from the ledger.
+_MAX_OBJECTS = 50_000
 
 
 @dataclass(slots=True)
@@ -58,7 +60,7 @@ class StripeState:
     customers: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     refunds: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-    events: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    events: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)  # if listened
     idempotent: OrderedDict[str, IdempotentResult] = field(default_factory=OrderedDict)
     inflight: dict[str, tuple[str, asyncio.Future[HttpReply | None]]] = field(default_factory=dict)
 
@@ -66,6 +68,12 @@ class StripeState:
         self.host.book.on_change.append(self._book_changed)
 
     # -- idempotency -------------------------------------------------------------------
+    def add_intent(self, doc: dict[str, Any]) -> None:
+        self.intents[doc["id"]] = doc
+        while len(self.intents) > _MAX_OBJECTS:
+            old_id, _ = self.intents.popitem(last=False)
+            self.confirmations.pop(old_id, None)
+
     def remember(self, key: str, fingerprint: str, reply: HttpReply) -> None:
         self.idempotent[key] = IdempotentResult(fingerprint, reply)
         while len(self.idempotent) > _MAX_IDEMPOTENT:
@@ -104,7 +112,10 @@ class StripeState:
 
     def emit(self, event_type: str, obj: dict[str, Any],
              idempotency_key: str | None = None) -> None:
-        """Record an event and hand it to the webhook sender."""
+        """Record an event and hand it to the webhook sender (if anyone listens)."""
+        webhooks = self.host.webhooks
+        if webhooks is None or not webhooks.targets:
+            return  # nobody would receive it: do not pay for it on the hot path
         event_id = new_id("evt")
         event: dict[str, Any] = {
             "id": event_id, "object": "event", "api_version": API_VERSION,
@@ -113,10 +124,9 @@ class StripeState:
             "request": {"id": None, "idempotency_key": idempotency_key},
         }
         self.events[event_id] = event
-        while len(self.events) > 10_000:
+        while len(self.events) > _MAX_OBJECTS:
             self.events.popitem(last=False)
-        webhooks = self.host.webhooks
-        if webhooks is not None:
+        if webhooks.wants(event_type):
             webhooks.send(event_type, event_id, dumps(event), sign_webhook)
 
     def _book_changed(self, record: ChargeRecord) -> None:
