@@ -53,9 +53,12 @@ METRICS = ("availability", "failure_rate", "p95_ms", "p99_ms", "mttr_s", "max_tt
 HUGE = 10**12
 
 counts = st.one_of(st.just(0), st.integers(0, 1000), st.integers(0, HUGE))
-seconds = st.one_of(st.just(0.0), st.floats(0, 120, allow_nan=False), st.floats(0, 1e7, allow_nan=False))
+EXTREMES = (5e-324, 1e-12, 1e300)  # the smallest float, a tiny one, a huge one
+seconds = st.one_of(st.just(0.0), st.floats(0, 120, allow_nan=False), st.floats(0, 1e7, allow_nan=False),
+                    st.sampled_from(EXTREMES))
+event_time = st.one_of(seconds, st.floats(-1e3, 0))  # the schema sets no minimum on event times
 maybe_ms = st.one_of(st.none(), st.just(0.0), st.floats(0, 1e4, allow_nan=False),
-                     st.floats(0, 1e12, allow_nan=False))
+                     st.floats(0, 1e12, allow_nan=False), st.sampled_from(EXTREMES))
 ratio = st.one_of(st.none(), st.just(0.0), st.just(1.0), st.floats(0, 1, allow_nan=False))
 # Free text, and text that looks like markup to rich, HTML or XML, or that XML cannot carry.
 text = st.one_of(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40),
@@ -143,20 +146,20 @@ def reports(draw: st.DrawFn) -> Report:
                       dropped_arrivals=draw(counts))
     faults = [FaultRecord(f"f{i}-{draw(text)}", draw(st.sampled_from(("provider.hang", "latency", "x"))),
                           f"provider:{draw(provider)}", draw(st.dictionaries(text, st.integers(), max_size=2)),
-                          draw(seconds), draw(st.one_of(st.none(), seconds)), draw(text),
+                          draw(event_time), draw(st.one_of(st.none(), event_time)), draw(text),
                           draw(st.one_of(st.none(), provider)))
               for i in range(draw(st.integers(0, 4)))]
-    false_events = [FalseFailover(draw(provider), draw(seconds), draw(text), draw(text))
+    false_events = [FalseFailover(draw(provider), draw(event_time), draw(text), draw(text))
                     for _ in range(draw(st.integers(0, 5)))]
     return Report(
         runbook=draw(text.filter(bool)), seed=draw(st.integers(-HUGE, HUGE)),
         started_at="2026-12-06T11:00:00+00:00", verdict=verdict, duration_s=duration,
         traffic=traffic, faults=faults,
-        detections=[DetectionRecord(draw(provider), draw(text), draw(seconds), draw(text),
+        detections=[DetectionRecord(draw(provider), draw(text), draw(event_time), draw(text),
                                     draw(st.one_of(st.none(), st.floats(0, 1e9, allow_nan=False))))
                     for _ in range(draw(st.integers(0, 5)))],
         failovers=[FailoverRecord(draw(provider), draw(st.sampled_from(("drain", "restore", "degrade"))),
-                                  draw(seconds), draw(text), draw(text))
+                                  draw(event_time), draw(text), draw(text))
                    for _ in range(draw(st.integers(0, 6)))],
         incidents=[Incident(f.id, *(draw(st.one_of(st.none(), seconds)) for _ in range(3)),
                             impact_requests=draw(counts), provider=f.provider, note=draw(text))
