@@ -15,9 +15,25 @@ Per provider it walks ``active -> drained -> probing -> active``:
   returns to its base only after ``stable_s`` of confirmed health. That is the hysteresis:
   a flapping provider is tried less and less often, never toggled at sample rate.
 
+**Host-wide slowness is not a provider's fault.** Before draining, the controller asks
+whether the host explains the detection, and if so it **holds** (keeps the provider, records
+why) instead:
+
+* a slowness detection (``hang``, ``latency``) while the gateway's event loop lags by
+  ``host_lag_s`` or more (the sampler carries the gauge into every sample): a blocked loop
+  makes every provider look slow;
+* any detection while at least ``host_share`` of the other providers carrying traffic were
+  detected too within ``host_window_s``: every provider anomalous together is the host,
+  the network or the load generator — draining one would only move its traffic onto the
+  others. (A region outage of 3 wallets among 8 providers stays below that share.)
+
+A slowness decision waits ``host_confirm_s`` (two or three 100 ms rounds) before it is acted
+on, so the peers of a host-wide event have time to show it; a real hang is still drained well
+within half the gateway timeout of being detected.
+
 Every decision is a :class:`FailoverEvent` (time, provider, action, detector, reason) kept in
 ``events`` and passed to ``on_event``; actions are ``drain``, ``restore`` (the half-open
-restore through the admin API), ``probe_ok`` (probation passed) and ``degrade``. Methods are
+restore through the admin API), ``probe_ok`` (probation passed), ``degrade`` and ``hold``. Methods are
 thread-safe (the webhook server calls them from its threads). Given a ``registry``, the
 controller also counts ``paystab_detections_total{provider,detector}`` and
 ``paystab_controller_actions_total{provider,action}`` and sets ``paystab_detector_score``
@@ -26,6 +42,7 @@ controller also counts ``paystab_detections_total{provider,detector}`` and
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -51,13 +68,20 @@ class ControllerConfig:
     min_probe_attempts: int = 20
     max_probe_failure_ratio: float = 0.02
     stable_s: float = 60.0
+    host_lag_s: float = 0.25  # loop lag that explains any slowness detection
+    host_share: float = 0.5  # share of the other busy providers detected at the same time
+    host_window_s: float = 2.0  # "at the same time"
+    host_confirm_s: float = 0.25  # a slowness decision waits this long for its peers
+
+
+SLOWNESS_DETECTORS = frozenset({"hang", "latency"})
 
 
 @dataclass(frozen=True)
 class FailoverEvent:
     time: float
     provider: str
-    action: str  # drain | restore | probe_ok | degrade
+    action: str  # drain | restore | probe_ok | degrade | hold
     detector: str
     reason: str
 
@@ -74,6 +98,7 @@ class _Track:
     probe_attempts: int = 0
     probe_failures: int = 0
     degraded_at: float | None = None
+    held_at: float | None = None
     healthy_since: float | None = None
 
 
@@ -89,6 +114,9 @@ class FailoverController:
     errors: list[str] = field(default_factory=list)
     registry: CollectorRegistry | None = None
     _tracks: dict[str, _Track] = field(default_factory=dict)
+    _round: dict[str, Sample] = field(default_factory=dict)  # the latest sample per provider
+    _detected_at: dict[str, float] = field(default_factory=dict)
+    _pending: dict[str, tuple[Decision, float]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _metrics: tuple[Counter, Counter, Gauge] | None = None
 
@@ -107,6 +135,7 @@ class FailoverController:
     def _record(self, found: Iterable[Detection]) -> None:
         for detection in found:
             self.detections.append(detection)
+            self._detected_at[detection.provider] = detection.at
             if self._metrics is not None:
                 self._metrics[0].labels(detection.provider, detection.detector).inc()
                 self._metrics[2].labels(detection.provider, detection.detector).set(detection.score)
@@ -116,6 +145,9 @@ class FailoverController:
         """Feed one round of samples (one per provider) from the sampler."""
         latest = None
         with self._lock:
+            samples = list(samples)
+            for sample in samples:
+                self._round[sample.provider] = sample
             for sample in samples:
                 latest = sample.time if latest is None else max(latest, sample.time)
                 track = self._track(sample.provider)
@@ -170,7 +202,49 @@ class FailoverController:
         track = self._track(decision.provider)
         if track.phase == "drained":
             return
-        self._drain(decision.provider, decision.detector, decision.reason, decision.at, False)
+        if set(decision.rule) <= SLOWNESS_DETECTORS and self.config.host_confirm_s > 0:
+            if decision.provider not in self._pending:
+                self._pending[decision.provider] = (decision,
+                                                    decision.at + self.config.host_confirm_s)
+            return
+        self._act(decision, decision.at)
+
+    def _settle(self, now: float) -> None:
+        """Act on the slowness decisions whose confirmation time has come."""
+        for provider, (decision, due) in list(self._pending.items()):
+            if now >= due:
+                del self._pending[provider]
+                if self._track(provider).phase != "drained":
+                    self._act(decision, now)
+
+    def _act(self, decision: Decision, now: float) -> None:
+        why = self.host_explains(decision, now)
+        if why is None:
+            self._drain(decision.provider, decision.detector, decision.reason, now, False)
+            return
+        track = self._track(decision.provider)
+        if track.held_at is not None and now - track.held_at < self.config.cooldown_s:
+            return  # one hold event per cool-down, not one per detection
+        track.held_at = now
+        self._emit(now, decision.provider, "hold", decision.detector,
+                   f"not drained: {why} ({decision.reason})")
+
+    def host_explains(self, decision: Decision, now: float) -> str | None:
+        """Why host-wide slowness explains ``decision``, or None when it does not."""
+        cfg = self.config
+        provider = decision.provider
+        lag = max((s.loop_lag_s for s in self._round.values()), default=0.0)
+        if set(decision.rule) <= SLOWNESS_DETECTORS and lag >= cfg.host_lag_s:
+            return f"the gateway's event loop lags {lag:.2f}s, so every provider looks slow"
+        others = [p for p, s in self._round.items()
+                  if p != provider and (s.attempts > 0 or s.inflight > 0)
+                  and self._track(p).phase != "drained"]
+        also = [p for p in others
+                if now - self._detected_at.get(p, -math.inf) <= cfg.host_window_s]
+        if others and also and len(also) >= cfg.host_share * len(others):
+            return (f"{len(also)} of {len(others)} other providers were anomalous at the same "
+                    f"time ({', '.join(sorted(also))}): the host, not {provider}")
+        return None
 
     def _emit(self, now: float, provider: str, action: str, detector: str, reason: str
               ) -> FailoverEvent:
@@ -237,8 +311,10 @@ class FailoverController:
         return blocked
 
     def tick(self, now: float) -> None:
-        """Advance cool-downs and probations to ``now`` (called after each round)."""
+        """Act on confirmed slowness decisions, advance cool-downs and probations to ``now``
+        (called after each round)."""
         with self._lock:
+            self._settle(now)
             for provider, track in self._tracks.items():
                 if track.phase == "drained":
                     if now - track.since >= track.cooldown_s and not track.needs_resolve:

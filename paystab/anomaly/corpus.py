@@ -12,6 +12,13 @@ Two levels of detail, both reproducible from a ``numpy`` generator:
   hang, a latency shift or one slow request) reduced to the 100 ms :class:`Sample` series the
   sampler would produce (completions, histogram quantiles on the gateway's buckets, in-flight
   count, oldest in-flight age), for the hang and latency detectors.
+  :func:`request_rounds` runs several providers through the same host, so host-wide
+  slowness (every latency x3, event-loop stalls, a starved load generator bursting its
+  backlog, a cold start) reaches all of them at once, with the loop-lag gauge and the peer
+  context the sampler adds.
+* :func:`noisy_stream` — the failure-rate corpus with the noise of real traffic (issue 12):
+  over-dispersed arrivals, a baseline drifting between 0.1 % and 0.9 %, isolated clusters
+  of 2–4 extra failures (a dozen per provider-day), 10x surges, at any volume.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from paystab.collector.names import LATENCY_BUCKETS_S
-from paystab.collector.series import Sample, histogram_quantile
+from paystab.collector.series import Sample, histogram_quantile, with_peer_context
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -142,6 +149,28 @@ class RequestEpisode:
     slow_request_s: float = 0.0  # one request of this duration at event_s
     surge_factor: float = 1.0  # arrival rate multiplier from event_s to event_s + surge_s
     surge_s: float = 0.0
+    # host-wide slowness from host_start_s for host_s seconds (the same for every provider)
+    host_start_s: float | None = None
+    host_s: float = 0.0
+    host_factor: float = 1.0  # latency multiplier of attempts starting then
+    stall_every_s: float = 0.0  # the gateway's loop blocked for stall_s every stall_every_s
+    stall_s: float = 0.0
+    starve_every_s: float = 0.0  # the load generator sends nothing for starve_s, then bursts
+    starve_s: float = 0.0
+
+    def stalls(self) -> list[tuple[float, float]]:
+        if self.host_start_s is None or self.stall_every_s <= 0 or self.stall_s <= 0:
+            return []
+        first = self.host_start_s
+        count = int(self.host_s / self.stall_every_s)
+        return [(first + k * self.stall_every_s, first + k * self.stall_every_s + self.stall_s)
+                for k in range(count)]
+
+    def loop_lag_s(self, t: float, window_s: float = 1.0) -> float:
+        """The gateway's gauge at ``t``: the largest stall seen over the last ``window_s``,
+        an ongoing one included (``stack/loop_lag.py``)."""
+        return max((min(t, b) - a for a, b in self.stalls() if a <= t and b >= t - window_s),
+                   default=0.0)
 
 
 def request_samples(
@@ -154,7 +183,16 @@ def request_samples(
         extra = rng.poisson(ep.rate * (ep.surge_factor - 1.0) * ep.surge_s)
         starts = np.sort(np.concatenate(
             (starts, rng.uniform(ep.event_s, ep.event_s + ep.surge_s, size=extra))))
+    if ep.host_start_s is not None and ep.starve_every_s > 0 and ep.starve_s > 0:
+        # arrivals the starved generator could not send go out together when it wakes
+        phase = np.mod(starts - ep.host_start_s, ep.starve_every_s)
+        held = (starts >= ep.host_start_s) & (starts < ep.host_start_s + ep.host_s) & (
+            phase < ep.starve_s)
+        starts = np.sort(np.where(held, starts - phase + ep.starve_s, starts))
     latency = np.exp(rng.normal(np.log(ep.median_ms / 1000.0), ep.sigma, size=len(starts)))
+    if ep.host_start_s is not None and ep.host_factor != 1.0:
+        slow = (starts >= ep.host_start_s) & (starts < ep.host_start_s + ep.host_s)
+        latency = np.where(slow, latency * ep.host_factor, latency)
     event = ep.event_s if ep.event_s is not None else np.inf
     after = starts >= event
     latency = np.where(after, latency * ep.latency_factor + ep.added_ms / 1000.0, latency)
@@ -162,6 +200,8 @@ def request_samples(
     if ep.hang_ratio > 0.0:
         hangs = (ends > event) & (rng.random(len(starts)) < ep.hang_ratio)
         ends = np.where(hangs, np.inf, ends)
+    for a, b in ep.stalls():  # a completion during a stall is seen when the loop runs again
+        ends = np.where((ends >= a) & (ends < b), b, ends)
     if ep.slow_request_s > 0.0:
         starts = np.append(starts, event)
         ends = np.append(ends, event + ep.slow_request_s)
@@ -196,6 +236,7 @@ def request_samples(
             inflight=float(started - ended),
             oldest_inflight_age_s=0.0 if np.isinf(oldest) else t - oldest,
             interval_s=interval_s,
+            loop_lag_s=ep.loop_lag_s(t),
         ))
         t = round(t + interval_s, 9)
     return out
@@ -209,3 +250,78 @@ def _latencies_completed(starts: FloatArray, ends: FloatArray, t0: float, t1: fl
     e = ends[a:b]
     mask = (e > t0) & (e <= t1)
     return np.asarray(e[mask] - starts[a:b][mask], dtype=np.float64)
+
+
+def request_rounds(
+    rng: np.random.Generator, episodes: dict[str, RequestEpisode], interval_s: float = 0.1
+) -> list[list[Sample]]:
+    """Several providers behind one gateway: per round (sampling interval) one sample per
+    provider, with the peer context the sampler adds. The episodes should share their
+    length and host-wide fields."""
+    per = [request_samples(rng, ep, name, interval_s) for name, ep in episodes.items()]
+    return [with_peer_context(list(r)) for r in zip(*per, strict=False)]
+
+
+# -- the noisy failure-rate corpus -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The noise of real traffic around a mean ``rate`` (attempts/s)."""
+
+    rate: float
+    dispersion_cv: float = 0.5  # arrivals: Poisson around a gamma-distributed rate per 10 s
+    p_low: float = 0.001  # the baseline failure rate drifts inside [p_low, p_high]
+    p_high: float = 0.009
+    clusters_per_day: float = 12.0  # isolated clusters of 2-4 extra failures in a row
+    surges_per_day: float = 2.0  # 10x traffic for surge_s
+    surge_factor: float = 10.0
+    surge_s: float = 600.0
+
+
+@dataclass
+class NoisyStream:
+    stream: AttemptStream
+    baseline: FloatArray  # the true baseline failure rate per second (before any change)
+    rates: FloatArray  # the mean arrival rate per second
+    clusters: list[float]  # times of the injected clusters
+
+
+def noisy_stream(rng: np.random.Generator, noise: Noise, seconds: int,
+                 change_s: float | None = None, p1: float = 0.0) -> NoisyStream:
+    """``seconds`` of one provider's traffic with ``noise``; from ``change_s`` on (whole
+    second) the failure rate is ``p1``. The baseline drifts smoothly (two sinusoids of
+    random phase, 24 h and 7 h) and is piecewise constant per minute."""
+    t = np.arange(seconds, dtype=np.float64)
+    shape = 1.0 / noise.dispersion_cv**2
+    blocks = rng.gamma(shape, 1.0 / shape, size=seconds // 10 + 1)
+    rates = noise.rate * np.repeat(blocks, 10)[:seconds]
+    for _ in range(int(rng.poisson(noise.surges_per_day * seconds / 86400.0))):
+        a = int(rng.integers(0, max(1, seconds)))
+        rates[a:a + int(noise.surge_s)] *= noise.surge_factor
+    phase = rng.uniform(0.0, 2 * np.pi, size=2)
+    wave = 0.6 * np.sin(2 * np.pi * t / 86400.0 + phase[0]) + 0.4 * np.sin(
+        2 * np.pi * t / 25200.0 + phase[1])
+    baseline = noise.p_low + (noise.p_high - noise.p_low) * (wave + 1.0) / 2.0
+    changes = () if change_s is None else (change_s,)
+
+    def prob(s: FloatArray) -> FloatArray:
+        idx = np.minimum(s.astype(np.int64), seconds - 1)
+        p = baseline[idx]
+        return np.asarray(p if change_s is None else np.where(s < change_s, p, p1))
+
+    s = stream(rng, rates, prob, changes)
+    clusters: list[float] = []
+    extra: list[IntArray] = []
+    horizon = seconds if change_s is None else int(change_s)
+    cum = s.cumulative()
+    for _ in range(int(rng.poisson(noise.clusters_per_day * horizon / 86400.0))):
+        at = float(rng.uniform(0, horizon))
+        first = int(cum[int(at) - 1]) if int(at) > 0 else 0
+        k = int(rng.integers(2, 5))
+        if first + k <= s.attempts:
+            extra.append(np.arange(first, first + k, dtype=np.int64))
+            clusters.append(at)
+    if extra:
+        s = AttemptStream(s.per_second, np.union1d(s.failures, np.concatenate(extra)))
+    return NoisyStream(s, baseline, rates, clusters)

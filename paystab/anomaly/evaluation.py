@@ -47,14 +47,19 @@ def run_cusum(
     config: FailureRateConfig,
     change_index: int | None = None,
     horizon_index: int | None = None,
+    bank: CusumBank | None = None,
+    t_offset: float = 0.0,
 ) -> StreamRun:
-    """Feed ``stream`` to a fresh :class:`CusumBank`; stop at the first alarm at or after
-    ``change_index`` (or at ``horizon_index``); alarms before it are false alarms."""
-    bank = CusumBank(config)
+    """Feed ``stream`` to a fresh :class:`CusumBank` (or ``bank``, which then carries on
+    from an earlier stream: times are shifted by ``t_offset`` and the stream's trailing
+    successes are fed too); stop at the first alarm at or after ``change_index`` (or at
+    ``horizon_index``); alarms before it are false alarms."""
+    carry = bank is not None
+    bank = bank if bank is not None else CusumBank(config)
     failures = stream.failures
     if horizon_index is not None:
         failures = failures[failures <= horizon_index]
-    times = stream.time_of(failures).tolist() if len(failures) else []
+    times = (stream.time_of(failures) + t_offset).tolist() if len(failures) else []
     out = StreamRun()
     observe = bank.observe_run
     previous = -1
@@ -68,6 +73,9 @@ def run_cusum(
             else:
                 out.detected_at, out.detected_index = t, index
                 break
+    if carry and out.detected_index is None:
+        last = (horizon_index if horizon_index is not None else stream.attempts) - 1
+        observe(max(0, last - previous), 0, t_offset + len(stream.per_second))
     out.cpu_s = time.perf_counter() - started
     out.attempts = (previous + 1) if out.detected_index is not None else (
         horizon_index if horizon_index is not None else stream.attempts)

@@ -8,16 +8,27 @@ others — and alarm when any crosses its threshold.
 
 * **Volume-insensitive**: the statistic moves per attempt, not per second, so a 10x flash
   sale brings 10x the evidence but no bias.
-* **Baseline learned online**: a slow exponentially weighted failure ratio over a horizon of
-  attempts (200k by default), starting from a prior, taken one standard error high (so little
-  data errs towards fewer false alarms) and never below a floor; frozen while any CUSUM is
-  half-way to alarming and for two quiet blocks after an alarm, so an incident is not
-  learned as the new normal. Slow drift
-  is absorbed; the alternatives are ``max(shift, 2 x baseline)``.
+* **Baseline learned online, over time**: a slow exponentially weighted failure ratio whose
+  memory is ``horizon_s`` seconds of traffic (2 h by default), whatever the volume: a
+  fixed count of attempts (it was 200k) is 11 h at 5/s and 11 min at 300/s, so a quiet
+  provider trailed a drifting baseline by hours. Blocks close every ``block_attempts``
+  attempts or ``block_s`` seconds, whichever comes first. It starts from a prior, is taken
+  one standard error high (so little data errs towards fewer false alarms) and never below
+  a floor; frozen while any CUSUM is half-way to alarming and for two quiet blocks after an
+  alarm, so an incident is not learned as the new normal. The alternatives are
+  ``max(shift, 2 x baseline)``.
+* **Isolated clusters are not incidents**: a handful of failures in a row (a card-network
+  hiccup, one customer retrying a broken card) is strong evidence against a Bernoulli
+  baseline, yet no reason to move traffic. A CUSUM alarms only once its current excursion
+  (since it last stood at 0) holds at least ``min_alarm_failures`` failures (6): a cluster
+  of up to 4 extra failures plus a baseline failure or two cannot. A dead provider is then
+  flagged at its 6th failed attempt instead of its 3rd: milliseconds at 1,000/s.
 * **False alarms as one number**: ``false_alarm_every_h`` hours of traffic. With the learned
   traffic rate that is an in-control ARL in attempts; each CUSUM gets its threshold from the
-  Markov-chain ARL (``arl.py``) at ``K x`` that ARL (K CUSUMs: union bound), memoised on a
-  grid of baselines (5 %) and ARLs (2^(1/4)) so recalibration is rare and cheap.
+  Markov-chain ARL (``arl.py``) at ``K x`` that ARL (K CUSUMs: union bound) on a grid of
+  baselines (5 %), read from a precomputed table (``threshold_table.py``): nothing is
+  solved on the hot path. Off the table a background thread solves it, and Lorden's safe
+  ``h = ln(ARL)`` serves meanwhile.
 * **Cost**: successes only count (``run += 1``); the decrement ``run x b`` is applied when a
   failure arrives, so an attempt costs O(1) whatever the number of CUSUMs, and per-interval
   counts are O(1) too (the interval's binomial LLR as one step).
@@ -29,14 +40,13 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from paystab.anomaly import base
-from paystab.anomaly.arl import cached_threshold, llr_steps
+from paystab.anomaly import base, threshold_table
+from paystab.anomaly.arl import llr_steps
 from paystab.anomaly.base import Detection
 from paystab.collector.series import Sample
 
-_P0_GRID = 0.05  # relative step of the baseline grid thresholds are calibrated on
-_ARL_GRID = 4  # ARL grid: 2^(1/4) steps
-_P1_CAP = 0.995  # a "dead provider" alternative; p1 = 1 would make one success decisive
+_P0_GRID = threshold_table.P0_GRID  # relative step of the baseline grid
+_ARL_GRID = 4  # ARL grid for the hysteresis of recalibration: 2^(1/4) steps
 _HOLD_BLOCKS = 2  # quiet blocks needed after an alarm before the baseline learns again
 
 
@@ -49,8 +59,10 @@ class FailureRateConfig:
     prior_attempts: float = field(default=2000.0, metadata={"lo": 0})
     baseline_floor: float = field(default=0.001, metadata={"lo": 1e-6, "hi": 0.5})
     baseline_ucb_sigmas: float = field(default=1.0, metadata={"lo": 0.0})
-    horizon_attempts: float = field(default=200_000.0, metadata={"lo": 1000})
+    horizon_s: float = field(default=7200.0, metadata={"lo": 60})  # baseline memory
     block_attempts: int = field(default=1000, metadata={"lo": 10})
+    block_s: float = field(default=60.0, metadata={"lo": 1})
+    min_alarm_failures: int = field(default=6, metadata={"lo": 1})
     freeze_ratio: float = field(default=0.5, metadata={"lo": 0, "hi": 1})
     warmup_attempts: int = field(default=200, metadata={"lo": 0})  # the prior covers the rest
     traffic_rate: float | None = field(default=None, metadata={"lo": 1e-3})  # attempts/s
@@ -59,19 +71,46 @@ class FailureRateConfig:
 
 
 @lru_cache(maxsize=4096)
-def bank_params(
+def _bank_exact(
     p0: float, arl0: float, shifts: tuple[float, ...], min_ratio: float, union: float | None
 ) -> tuple[tuple[float, float, float, float], ...]:
-    """``((p1, a, b, h), ...)`` of the CUSUM bank for baseline ``p0`` and in-control ARL
-    ``arl0`` (attempts) of the whole bank."""
-    alternatives = sorted({min(_P1_CAP, max(s, min_ratio * p0)) for s in shifts})
-    alternatives = [p1 for p1 in alternatives if p1 > p0]
+    params = _bank(p0, arl0, shifts, min_ratio, union)
+    if params is None:
+        raise LookupError
+    return params
+
+
+def _bank(
+    p0: float, arl0: float, shifts: tuple[float, ...], min_ratio: float, union: float | None
+) -> tuple[tuple[float, float, float, float], ...] | None:
+    alternatives = threshold_table.alternatives(p0, shifts, min_ratio)
+    k = union if union is not None else float(len(alternatives))
+    out, exact = [], True
+    for p1 in alternatives:
+        a, b = llr_steps(p0, p1)
+        h, known = threshold_table.threshold(p0, p1, arl0 * k)
+        exact = exact and known
+        out.append((p1, a, b, h))
+    return tuple(out) if exact else None
+
+
+def bank_params(
+    p0: float, arl0: float, shifts: tuple[float, ...], min_ratio: float, union: float | None
+) -> tuple[tuple[tuple[float, float, float, float], ...], bool]:
+    """``(((p1, a, b, h), ...), exact)`` of the CUSUM bank for baseline ``p0`` and
+    in-control ARL ``arl0`` (attempts) of the whole bank. ``exact=False``: some threshold is
+    still being solved in the background and Lorden's safe ``ln(ARL)`` stands in for it."""
+    try:
+        return _bank_exact(p0, arl0, shifts, min_ratio, union), True
+    except LookupError:
+        pass
+    alternatives = threshold_table.alternatives(p0, shifts, min_ratio)
     k = union if union is not None else float(len(alternatives))
     out = []
     for p1 in alternatives:
         a, b = llr_steps(p0, p1)
-        out.append((p1, a, b, cached_threshold(p0, p1, _quantise_arl(arl0 * k))))
-    return tuple(out)
+        out.append((p1, a, b, threshold_table.threshold(p0, p1, arl0 * k)[0]))
+    return tuple(out), False
 
 
 def _quantise_p0(p0: float) -> float:
@@ -89,9 +128,9 @@ class CusumBank:
     (into ``p1``) or -1; after an alarm every statistic restarts from 0."""
 
     __slots__ = (
-        "_arl_q", "_p0_q", "a", "alarm_p1", "alarm_s", "alarm_start", "b", "cfg", "f_acc",
-        "f_learned", "h", "hold", "k", "n_acc", "n_learned", "n_total", "p0", "p1", "rate", "run",
-        "s", "t_fold", "zero_t",
+        "_arl_q", "_exact", "_p0_q", "a", "alarm_p1", "alarm_s", "alarm_start", "b", "block_end",
+        "cfg", "f_acc", "f_learned", "h", "hold", "k", "min_f", "n_acc", "n_learned", "n_total",
+        "nf", "p0", "p1", "rate", "run", "s", "t_fold", "zero_t",
     )
 
     def __init__(self, cfg: FailureRateConfig) -> None:
@@ -104,6 +143,9 @@ class CusumBank:
         self.n_total = 0
         self.rate: float | None = cfg.traffic_rate
         self.t_fold: float | None = None
+        self.block_end = -math.inf  # the first attempt opens the first block
+        self.min_f = cfg.min_alarm_failures
+        self._exact = False
         self.p0 = max(cfg.baseline_floor, cfg.baseline_prior)
         self._p0_q = 0.0
         self._arl_q = 0.0
@@ -113,6 +155,7 @@ class CusumBank:
         self.h: list[float] = []
         self.s: list[float] = []
         self.zero_t: list[float] = []
+        self.nf: list[int] = []  # failures in each CUSUM's current excursion
         self.k = 0
         self.hold = 0  # blocks still to skip before learning again (after an alarm)
         self.alarm_p1 = self.alarm_s = 0.0
@@ -124,7 +167,7 @@ class CusumBank:
         """One attempt at time ``t``."""
         if not failed:
             self.run += 1
-            if self.run + self.n_acc >= self.cfg.block_attempts:
+            if self.run + self.n_acc >= self.cfg.block_attempts or t >= self.block_end:
                 self._settle(t)
                 self._fold(t)
             return -1
@@ -134,7 +177,7 @@ class CusumBank:
         """``successes`` attempts that succeeded, then ``failures`` that failed (exact CUSUM)."""
         if not failures:
             self.run += successes
-            if self.run + self.n_acc >= self.cfg.block_attempts:
+            if self.run + self.n_acc >= self.cfg.block_attempts or t >= self.block_end:
                 self._settle(t)
                 self._fold(t)
             return -1
@@ -154,7 +197,7 @@ class CusumBank:
     def _batch(self, run: int, failures: int, successes: int, t: float) -> int:
         """Apply ``run`` pending successes (floored), then one step of ``failures`` failures
         and ``successes`` successes; check every CUSUM."""
-        s, a, b, h = self.s, self.a, self.b, self.h
+        s, a, b, h, nf = self.s, self.a, self.b, self.h, self.nf
         armed = self.n_total + self.n_acc >= self.cfg.warmup_attempts
         best = 1.0
         alarm = -1
@@ -163,14 +206,18 @@ class CusumBank:
             if v <= 0.0:
                 v = 0.0
                 self.zero_t[i] = t
+                nf[i] = 0
             v += failures * a[i]
+            nf[i] += failures
             if successes:
                 v -= successes * b[i]
                 if v <= 0.0:
                     v = 0.0
                     self.zero_t[i] = t
+                    nf[i] = 0
             s[i] = v
-            if v >= h[i] and (armed or self.p1[i] >= 0.5) and v / h[i] >= best:
+            if (v >= h[i] and nf[i] >= self.min_f and (armed or self.p1[i] >= 0.5)
+                    and v / h[i] >= best):
                 best = v / h[i]
                 alarm = i
         self.n_acc += run + failures + successes
@@ -178,7 +225,7 @@ class CusumBank:
         self.run = 0
         if alarm >= 0:
             self._alarm(alarm)
-        if self.n_acc >= self.cfg.block_attempts:
+        if self.n_acc >= self.cfg.block_attempts or t >= self.block_end:
             self._fold(t)
         return alarm
 
@@ -193,6 +240,7 @@ class CusumBank:
             if v <= 0.0:
                 v = 0.0
                 self.zero_t[i] = t
+                self.nf[i] = 0
             self.s[i] = v
         self.n_acc += run
         self.run = 0
@@ -207,6 +255,7 @@ class CusumBank:
     def clear(self) -> None:
         """Restart the statistics from 0; keep the baseline."""
         self.s = [0.0] * self.k
+        self.nf = [0] * self.k
         self.run = 0
 
     def suspicious(self) -> bool:
@@ -221,7 +270,8 @@ class CusumBank:
         if self.hold > 0:
             self.hold -= 1  # alarming or just alarmed: this block may be the incident
         else:
-            decay = max(0.0, 1.0 - n / cfg.horizon_attempts)
+            dt = 0.0 if self.t_fold is None else max(0.0, t - self.t_fold)
+            decay = math.exp(-dt / cfg.horizon_s)
             self.n_learned = self.n_learned * decay + n
             self.f_learned = self.f_learned * decay + f
         self.n_total += n
@@ -233,6 +283,7 @@ class CusumBank:
                 w = 1.0 - math.exp(-(t - self.t_fold) / cfg.rate_horizon_s)
                 self.rate += w * (inst - self.rate)
         self.t_fold = t
+        self.block_end = t + cfg.block_s
         self.n_acc = self.f_acc = 0
         prior_n = cfg.prior_attempts
         weight = self.n_learned + prior_n
@@ -252,7 +303,8 @@ class CusumBank:
         # a baseline wandering around a grid line must not recalibrate every block.
         arl0 = self.arl0_attempts()
         if (
-            self._p0_q
+            self._exact
+            and self._p0_q
             and self._p0_q * math.exp(-2 * _P0_GRID) <= self.p0 <= self._p0_q
             and self._arl_q * 2.0 ** (-2.0 / _ARL_GRID) <= arl0 <= self._arl_q
         ):
@@ -261,14 +313,17 @@ class CusumBank:
         arl_q = _quantise_arl(arl0)
         self._p0_q, self._arl_q = p0_q, arl_q
         cfg = self.cfg
-        params = bank_params(p0_q, arl_q, cfg.shifts, cfg.min_shift_ratio, cfg.union_factor)
+        params, self._exact = bank_params(p0_q, arl_q, cfg.shifts, cfg.min_shift_ratio,
+                                          cfg.union_factor)
         old = dict(zip(self.p1, self.s, strict=True))
+        old_nf = dict(zip(self.p1, self.nf, strict=True))
         self.p1 = [p[0] for p in params]
         self.a = [p[1] for p in params]
         self.b = [p[2] for p in params]
         self.h = [p[3] for p in params]
         self.k = len(params)
         self.s = [old.get(p1, 0.0) for p1 in self.p1]
+        self.nf = [old_nf.get(p1, 0) for p1 in self.p1]
         self.zero_t = self.zero_t[: self.k] + [0.0] * (self.k - len(self.zero_t))
 
     def describe_alarm(self) -> str:

@@ -12,6 +12,14 @@ outlier in one interval) cannot alarm on its own: it takes several intervals of
 consistently slower answers. The baseline is an EWMA of ``ln q`` learned after a warm-up
 and frozen while the statistic is half-way to alarming.
 Hangs (no answers at all) are the ``hang`` detector's job.
+
+Host-wide slowness is not a provider's: the quantile is taken net of the gateway's
+event-loop lag (``Sample.loop_lag_s``; a blocked loop delays every completion), and when
+the sample carries its peers' median p50 (``Sample.peer_p50_ms``, the sampler adds it) the
+interval's evidence is the *smaller* of two shifts — against the provider's own baseline,
+and of its ratio to its peers against the usual ratio. A provider slower on its own moves
+both; every provider slower together (a busy host) moves only the first, so it adds
+nothing. The ratio's baseline is learned like the quantile's.
 """
 
 from __future__ import annotations
@@ -38,11 +46,13 @@ class LatencyConfig:
 
 
 class _State:
-    __slots__ = ("base_log", "n", "s", "start")
+    __slots__ = ("base_log", "n", "n_rel", "rel_log", "s", "start")
 
     def __init__(self) -> None:
         self.base_log = 0.0
         self.n = 0.0  # weight of the baseline so far
+        self.rel_log = 0.0  # usual ln(q / peers' median q)
+        self.n_rel = 0.0
         self.s = 0.0
         self.start: float | None = None
 
@@ -74,25 +84,44 @@ class LatencyDetector:
         if st is None:
             st = self.states[sample.provider] = _State()
         w = min(1.0, sample.attempts / cfg.min_attempts)
-        log_q = math.log(value)
+        lag_ms = sample.loop_lag_s * 1000.0
+        log_q = math.log(max(value - lag_ms, 0.2 * value))
+        rel = None
+        if sample.peer_p50_ms is not None and sample.peer_p50_ms > 0 and quantile == "p50":
+            peer = sample.peer_p50_ms
+            rel = log_q - math.log(max(peer - lag_ms, 0.2 * peer))
         if st.n < cfg.warmup_samples:
             st.base_log += (log_q - st.base_log) * w / (st.n + w)  # running weighted mean
             st.n += w
+            if rel is not None:
+                st.rel_log += (rel - st.rel_log) * w / (st.n_rel + w)
+                st.n_rel += w
             return None
-        z = max(-cfg.clip, min(cfg.clip, log_q - st.base_log))
+        z = log_q - st.base_log
+        if rel is not None and st.n_rel >= 0.5 * cfg.warmup_samples:
+            z = min(z, rel - st.rel_log)  # slower than its peers, not only than itself
+        z = max(-cfg.clip, min(cfg.clip, z))
         before = st.s
         st.s = max(0.0, st.s + w * (z - cfg.allowance))
         if before == 0.0 and st.s > 0.0:
             st.start = sample.time - sample.interval_s
         if st.s < 0.5 * cfg.threshold:
             st.base_log += cfg.baseline_alpha * w * (log_q - st.base_log)
+            if rel is not None:
+                if st.n_rel < cfg.warmup_samples:
+                    st.rel_log += (rel - st.rel_log) * w / (st.n_rel + w)
+                    st.n_rel += w
+                else:
+                    st.rel_log += cfg.baseline_alpha * w * (rel - st.rel_log)
         if st.s < cfg.threshold:
             return None
         score = st.s / cfg.threshold
         st.s = 0.0
+        peers = ("" if sample.peer_p50_ms is None else
+                 f", peers' median p50 {sample.peer_p50_ms:.0f} ms")
         reason = (
             f"{quantile} latency {value:.0f} ms vs a baseline of "
-            f"{math.exp(st.base_log):.0f} ms, consistently over several intervals"
+            f"{math.exp(st.base_log):.0f} ms{peers}, consistently over several intervals"
         )
         return Detection(sample.provider, self.name, sample.time, score, reason, st.start)
 

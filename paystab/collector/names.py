@@ -12,6 +12,7 @@ from __future__ import annotations
 PAYMENTS_TOTAL = "paystab_payments_total"  # {method, outcome=approved|declined|pending|failed}
 PAYMENT_DURATION = "paystab_payment_duration_seconds"  # histogram {method}
 GATEWAY_INFLIGHT = "paystab_gateway_inflight"  # gauge
+GATEWAY_LOOP_LAG = "paystab_gateway_event_loop_lag_seconds"  # gauge: recent max loop lag
 GATEWAY_SHED_TOTAL = "paystab_gateway_shed_total"  # counter: answered 503 by load shedding
 RETRIES_TOTAL = "paystab_gateway_retries_total"  # {reason}
 RETRY_BUDGET_EXHAUSTED_TOTAL = "paystab_gateway_retry_budget_exhausted_total"

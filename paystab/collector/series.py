@@ -8,13 +8,20 @@ never count), timeouts, latency quantiles of the completed attempts, and two gau
 ``time``: how many attempts are in flight and how old the oldest one is. The last gauge is
 what lets the hang detector see a provider that stopped answering before any attempt
 completes (or times out).
+
+Two more things make "this provider is slow" distinguishable from "this host is slow":
+``loop_lag_s``, the gateway's event-loop lag at ``time`` (the same for every provider: a
+blocked loop ages every in-flight attempt and delays every completion), and the **peer
+context** that :func:`with_peer_context` adds to each sample of one round — the median
+oldest in-flight age and the median p50 of the *other* providers carrying traffic in the
+same interval. A provider that is slow together with its peers is not a provider anomaly.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -33,6 +40,10 @@ class Sample:
     inflight: float = 0.0  # gauge at `time`
     oldest_inflight_age_s: float = 0.0  # gauge at `time`; 0 when nothing is in flight
     interval_s: float = 0.0  # length of the interval (0 when unknown)
+    loop_lag_s: float = 0.0  # the gateway's event-loop lag at `time` (host-wide)
+    peers: int = 0  # other providers carrying traffic in the same round
+    peer_oldest_inflight_age_s: float | None = None  # their median oldest in-flight age
+    peer_p50_ms: float | None = None  # their median p50 (those that completed attempts)
 
     @property
     def failure_ratio(self) -> float:
@@ -40,6 +51,33 @@ class Sample:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def with_peer_context(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples of one round (one per provider, same interval), each with the median
+    oldest in-flight age and median p50 of the *other* providers that carry traffic
+    (attempts completed or in flight). A drained or idle provider is nobody's peer."""
+    busy = [s for s in samples if s.attempts > 0 or s.inflight > 0]
+    out = []
+    for sample in samples:
+        others = [s for s in busy if s.provider != sample.provider]
+        if not others:
+            out.append(sample)
+            continue
+        out.append(replace(
+            sample, peers=len(others),
+            peer_oldest_inflight_age_s=_median([s.oldest_inflight_age_s for s in others]),
+            peer_p50_ms=_median([s.p50_ms for s in others if s.p50_ms is not None]),
+        ))
+    return out
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
