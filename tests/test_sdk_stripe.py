@@ -299,3 +299,57 @@ def test_injected_faults_raise_the_sdk_errors(sim: Sim, monkeypatch: pytest.Monk
     with pytest.raises(stripe.APIError):
         stripe.PaymentIntent.create(amount=100, currency="usd", payment_method="pm_card_visa",
                                     confirm=True, metadata={"paystab_fail_times": "1"})
+
+
+def test_gateway_client_half_charges_looks_up_and_voids(sim: Sim, sdk: ProviderEndpoint) -> None:
+    """What the reference gateway does with card-alpha, through its own ProviderClient."""
+    import aiohttp
+
+    from paystab.stack.dialects import get_dialect
+    from paystab.stack.dialects.base import LOOKUP_NOT_FOUND, VOIDED, Card, ChargeRequest
+    from paystab.stack.provider_client import OutcomeUnknown, ProviderClient
+
+    dialect = get_dialect("stripe")
+
+    def charge(key: str, number: str = "4242424242424242") -> ChargeRequest:
+        return ChargeRequest(key, f"pay-{key}", 1500, "JPY", "card", "JP",
+                             card=Card(number, 12, 2034, "123"))
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = ProviderClient(sdk, dialect, session, 2.0)
+
+            async def ask(call: Any) -> Any:
+                return await client.send(call, 5.0)
+
+            approved = dialect.parse_charge(*await ask(dialect.charge_call(charge("g-1"))))
+            assert approved.code == "approved" and approved.provider_ref
+            declined = dialect.parse_charge(*await ask(dialect.charge_call(
+                charge("g-2", "4000000000009995"))))
+            assert declined.code == "declined.insufficient_funds"
+            found = dialect.parse_status(*await ask(dialect.status_call("g-1")))
+            assert (found.code, found.provider_ref) == ("approved", approved.provider_ref)
+            assert dialect.parse_status(*await ask(dialect.status_call("g-404"))).code == \
+                LOOKUP_NOT_FOUND
+            voided = dialect.parse_void(*await ask(dialect.void_call("g-1",
+                                                                     approved.provider_ref)))
+            assert voided.code == VOIDED
+            again = dialect.parse_void(*await ask(dialect.void_call("g-1",
+                                                                    approved.provider_ref)))
+            assert again.code == VOIDED  # voiding twice is harmless
+            sim.fault({"type": "drop_response"})
+            try:
+                await ask(dialect.charge_call(charge("g-3")))
+                raise AssertionError("the answer should have been dropped")
+            except OutcomeUnknown:
+                pass
+            sim.clear_faults()
+            late = dialect.parse_status(*await ask(dialect.status_call("g-3")))
+            assert late.code == "approved"  # charged before the answer was lost
+            sim.fault({"type": "error_burst", "error": "rate_limited"})
+            limited = dialect.parse_charge(*await ask(dialect.charge_call(charge("g-4"))))
+            assert limited.code == "error.rate_limited"
+
+    asyncio.run(scenario())
+    ledger = _ledger(sdk)
+    assert "refunded" in ledger.values()
