@@ -67,7 +67,7 @@ class PayPayState:
 
     def notify(self, outcome: SimOutcome) -> None:
         sender = getattr(self.host, "webhooks", None)
-        if sender is None:
+        if sender is None or not sender.targets:  # nobody listens: build nothing
             return
         state = STATUS.get(outcome.code, "FAILED")
         now = int(time.time())
