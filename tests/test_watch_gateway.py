@@ -1,0 +1,107 @@
+"""watch on paystab's own gateway (`paystab up`): the /metrics source, the gateway actuator.
+
+The config of docs/watch.md for paystab's gateway, with the stack's real provider names:
+a provider answering every charge with a server error is detected from the gateway's
+/metrics and drained through the gateway admin API, and the gateway says so. The other
+sources and the safety checks have their own tests; this one proves the paystab path end to
+end, and that a /metrics page without paystab's names is an error, not a quiet zero.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paystab.watch.config import config_from_text
+from paystab.watch.sources import SourceError
+from paystab.watch.sources.scrape import ScrapeSource
+from tests.conftest import RunningStack
+from tests.conftest_alerting import BoundedLoad, wait_for
+from tests.watch_support import StandInStack, WatchProcess
+
+
+def _http_json(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST",
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_gateway_fault_detected_from_metrics_and_drained_through_admin_api(
+        tmp_path: Path, fresh_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoints = fresh_stack.endpoints
+    monkeypatch.setenv("WATCH_TEST_ADMIN_TOKEN", endpoints.admin_token or "")
+    providers = "\n".join(f"  - {{name: {name}, methods: [{', '.join(p.methods)}]}}"
+                          for name, p in sorted(endpoints.providers.items()))
+    config = tmp_path / "watch.yaml"
+    config.write_text(f"""\
+interval_s: 500ms
+providers:
+{providers}
+sources:
+  - kind: metrics_url
+    url: {endpoints.metrics_url or endpoints.gateway_url + '/metrics'}
+    token_env: WATCH_TEST_ADMIN_TOKEN
+failover: {{cooldown_s: 1h}}
+actuators:
+  - kind: gateway
+    url: {endpoints.gateway_url}
+    token_env: WATCH_TEST_ADMIN_TOKEN
+admin: {{listen: '127.0.0.1:0'}}
+decision_log: decisions.jsonl
+""")
+    card = sorted(n for n, p in endpoints.providers.items() if "card" in p.methods)
+    load = BoundedLoad(endpoints.gateway_url, rate_per_s=60, max_s=90).start()
+    watch = WatchProcess(config, tmp_path / "decisions.jsonl")
+    try:
+        watch.started()
+        wait_for(lambda: any(e.get("event") == "source_ok" for e in watch.entries())
+                 or _state(watch).get("providers"), 30, "samples from the gateway's /metrics")
+        target = card[0]
+        assert endpoints.provider_admin_url
+        _http_json(f"{endpoints.provider_admin_url.rstrip('/')}/admin/providers/{target}/faults",
+                   {"type": "error_burst", "ratio": 1.0, "error": "server_error"},
+                   token=endpoints.admin_token)
+        injected = time.time()
+        drain = watch.wait_entry(lambda e: e.get("event") == "decision" and e.get("action")
+                                 == "drain" and e.get("provider") == target, 60, "a drain")
+        print(f"\ndetected and drained {drain['time'] - injected:.2f} s after the fault")
+        ok = watch.wait_entry(lambda e: e.get("event") == "action_ok"
+                              and e.get("provider") == target, 20, "the admin API call")
+        assert ok["actuator"] == "gateway"
+        states = _http_json(f"{endpoints.gateway_url}/admin/providers",
+                            token=endpoints.admin_token)["providers"]
+        assert next(p for p in states if p["name"] == target)["state"] == "drained"
+    finally:
+        load.stop()
+        watch.stop()
+
+
+def _state(watch: WatchProcess) -> dict[str, Any]:
+    started = next((e for e in watch.entries() if e.get("event") == "started"), None)
+    if started is None:
+        return {}
+    try:
+        return dict(_http_json(started["admin"] + "/state"))
+    except OSError:
+        return {}
+
+
+def test_metrics_page_without_paystab_names_is_an_error() -> None:
+    stack = StandInStack(["psp-a.example"], rate_per_s=10, max_duration_s=20)
+    try:
+        config = config_from_text(f"sources: [{{kind: metrics_url, url: '{stack.url}/metrics'}}]")
+        with pytest.raises(SourceError, match="carries no paystab_provider_"):
+            ScrapeSource(config.sources[0]).poll(time.time())  # type: ignore[arg-type]
+    finally:
+        stack.stop()
