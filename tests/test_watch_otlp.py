@@ -265,3 +265,59 @@ def _raises(receiver: OtlpReceiver) -> bool:
     except SourceError as exc:
         return "nothing received" in exc.message
     return False
+
+
+def test_token_required_and_histogram_counts_as_deltas(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+        AGGREGATION_TEMPORALITY_CUMULATIVE,
+        Histogram,
+        HistogramDataPoint,
+        Metric,
+        ResourceMetrics,
+        ScopeMetrics,
+    )
+
+    monkeypatch.setenv("WATCH_OTLP_TOKEN", "s3cret")
+    config = config_from_text("sources: [{kind: otlp, listen: '127.0.0.1:0', "
+                              "token_env: WATCH_OTLP_TOKEN}]")
+    receiver = OtlpReceiver(config.sources[0])  # type: ignore[arg-type]
+    receiver.start()
+
+    def request(ok: int, failed: int) -> bytes:
+        def point(count: int, error: str | None) -> HistogramDataPoint:
+            attrs = [KeyValue(key="server.address", value=AnyValue(string_value="pay.example"))]
+            if error:
+                attrs.append(KeyValue(key="error.type", value=AnyValue(string_value=error)))
+            return HistogramDataPoint(count=count, attributes=attrs)
+
+        metric = Metric(name="http.client.request.duration", histogram=Histogram(
+            aggregation_temporality=AGGREGATION_TEMPORALITY_CUMULATIVE,
+            data_points=[point(ok, None), point(failed, "timeout")]))
+        return bytes(ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(
+            scope_metrics=[ScopeMetrics(metrics=[metric])])]).SerializeToString())
+
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post(receiver.url + "/v1/metrics", request(100, 1), "application/x-protobuf")
+        assert refused.value.code == 401
+
+        def send(body: bytes) -> None:
+            req = urllib.request.Request(receiver.url + "/v1/metrics", data=body, method="POST",
+                                         headers={"Content-Type": "application/x-protobuf",
+                                                  "Authorization": "Bearer s3cret"})
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(req, timeout=5) as response:
+                assert response.status == 200
+
+        send(request(100, 1))  # the first cumulative point is the base
+        send(request(250, 11))
+        (sample,) = receiver.poll(1.0)
+    finally:
+        receiver.stop()
+    assert (sample.attempts, sample.failures) == (160, 10)

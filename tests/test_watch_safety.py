@@ -215,3 +215,35 @@ def test_service_restores_decisions_and_pins_via_admin_api(tmp_path: Path) -> No
     assert again.admin.pins == {"b": "out"}
     assert "b" in again.admin.out
     assert again.controller.state("b") == "drained"
+
+
+def test_admin_api_with_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    monkeypatch.setenv("WATCH_ADMIN_TOKEN", "t0ken")
+    service = WatchService(config_from_text(
+        BASE + "admin: {listen: '127.0.0.1:0', token_env: WATCH_ADMIN_TOKEN}\n"))
+    service.start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(path: str, method: str = "GET", token: str | None = None) -> int:
+        request = urllib.request.Request(service.server.url + path, method=method,
+                                         data=b'{"pin": "in"}' if method == "PUT" else None)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with opener.open(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        assert call("/healthz") == 200
+        assert call("/state") == 401
+        assert call("/pins/a", "PUT") == 401
+        assert call("/pins/a", "PUT", "wrong") == 401
+        assert call("/pins/a", "PUT", "t0ken") == 200
+        assert call("/state", token="t0ken") == 200
+        assert service.admin.pins == {"a": "in"}
+    finally:
+        service.stop()
