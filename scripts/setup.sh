@@ -9,11 +9,15 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.paystab-installed
+# The main job needs the runtime dependencies only; the test suite adds the dev extras
+# (pytest, mypy, ruff, the PSP SDKs the compatibility tests drive).
+if [ "${1:-}" = "--system" ]; then extras="[dev]"; stamp=.venv/.paystab-installed-dev
+else extras=""; stamp=.venv/.paystab-installed; fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
   touch "$stamp"
+  [ -z "$extras" ] || touch .venv/.paystab-installed  # the dev install holds the runtime one
 fi
 
 if [ "${1:-}" = "--system" ]; then
