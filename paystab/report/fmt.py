@@ -28,7 +28,7 @@ def ms(value: float | None) -> str:
 
 
 def secs(value: float | None, digits: int = 1) -> str:
-    return MISSING if value is None else f"{value:.{digits}f} s"
+    return MISSING if value is None else f"{value:,.{digits}f} s"
 
 
 def budget(used: float | None) -> str:

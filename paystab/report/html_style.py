@@ -31,8 +31,9 @@ header { margin-bottom: 18px; }
 .card.bad { border-left-color: var(--bad); }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
   letter-spacing: 0.04em; }
+.card { min-width: 0; }
 .card .value { font-size: 20px; font-weight: 650; font-variant-numeric: tabular-nums;
-  white-space: nowrap; }
+  overflow-wrap: anywhere; }
 .card .sub { color: var(--muted); font-size: 12px; }
 .card .judged { margin-top: 6px; font-size: 11px; font-weight: 650; text-transform: uppercase;
   letter-spacing: 0.03em; color: var(--muted); }
