@@ -128,6 +128,7 @@ def _saved_out(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.prometheus
+@pytest.mark.slow
 def test_query_matching_nothing_is_an_error(monitored: dict[str, Any]) -> None:
     config = config_from_text(f"""\
 sources:
@@ -152,6 +153,20 @@ sources:
 """)
     with pytest.raises(SourceError, match="without label 'provider'"):
         PromqlSource(wrong_label.sources[0]).poll(time.time())  # type: ignore[arg-type]
+    paystab = config_from_text(f"""\
+sources:
+  - kind: prometheus
+    url: {monitored["prometheus"].url}
+    preset: paystab
+""")
+    # every query of the paystab preset parses (Prometheus would answer 400, an InvalidInput);
+    # this stack has none of paystab's names, so it is the "no series" error
+    with pytest.raises(SourceError, match="query 'attempts' matched no series"):
+        PromqlSource(paystab.sources[0]).poll(time.time())  # type: ignore[arg-type]
+    from paystab.collector.sampler import query_instant
+
+    for expr in PromqlSource(paystab.sources[0]).queries.values():  # type: ignore[arg-type]
+        assert query_instant(monitored["prometheus"].url, expr, time.time()) == []
     preset = config_from_text(f"""\
 sources:
   - kind: prometheus
