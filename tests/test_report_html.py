@@ -218,7 +218,7 @@ def test_report_check_exits_4_on_an_inconclusive_verdict(tmp_path: Path) -> None
     from click.testing import CliRunner
 
     from paystab.cli.report_cmds import report_command
-    from paystab.exceptions import EnvironmentProblem
+    from paystab.exceptions import Inconclusive
     from paystab.report.model import HypothesisResult
 
     report = copy.deepcopy(VARIANTS["pass"])
@@ -228,7 +228,7 @@ def test_report_check_exits_4_on_an_inconclusive_verdict(tmp_path: Path) -> None
     source.write_text(json.dumps(report.to_json()))
     result = CliRunner().invoke(report_command, [str(source), "--check", "-q"],
                                 standalone_mode=False)
-    assert isinstance(result.exception, EnvironmentProblem)
+    assert isinstance(result.exception, Inconclusive)
     assert result.exception.exit_code == 4 and "event-loop lag" in str(result.exception)
     report.verdict = "fail"
     report.hypotheses.append(HypothesisResult("p95_ms <= 500", 708.0, False))

@@ -1,4 +1,5 @@
-"""``paystab drill``: run a runbook and give a verdict (exit 0 pass, 1 fail, 3 aborted)."""
+"""``paystab drill``: run a runbook and give a verdict (exit 0 pass, 1 fail, 3 aborted or
+interrupted, 4 inconclusive: the measuring apparatus limited the run)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from paystab.exceptions import Aborted, EnvironmentProblem, VerdictFailed
+from paystab.exceptions import Aborted, EnvironmentProblem, Inconclusive, VerdictFailed
 
 
 @click.command("report")
@@ -59,11 +59,9 @@ def report_command(report_file: str, html_file: str | None, junit_file: str | No
         raise Aborted(f"{report_file}: drill aborted"
                       + (f": {report.abort_reason}" if report.abort_reason else ""))
     if check and report.verdict == "inconclusive":
-        raise EnvironmentProblem(f"{report_file}: verdict inconclusive"
-                                 + (f": {report.inconclusive_reason}"
-                                    if report.inconclusive_reason else ""),
-                                 hint="the measuring apparatus limited the run; rerun with "
-                                      "more room for the load generator")
+        raise Inconclusive(f"{report_file}: verdict inconclusive"
+                           + (f": {report.inconclusive_reason}" if report.inconclusive_reason
+                              else ""))
 
 
 def register(group: click.Group) -> None:
