@@ -252,7 +252,7 @@ def assert_renders(report: Report) -> None:
             assert case.find("failure") is None
 
 
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow,
+SETTINGS = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow,
                                                         HealthCheck.data_too_large]}
 
 
