@@ -116,3 +116,17 @@ def test_the_configs_in_the_docs_are_valid() -> None:
         config = config_from_text(block, f"docs/watch.md block {i}")
         kinds |= {s.kind for s in config.sources}
     assert kinds == {"metrics_url", "prometheus", "otlp"}
+
+
+def test_bad_templates_are_refused_at_load() -> None:
+    with pytest.raises(WatchConfigInvalid) as info:
+        config_from_text("""\
+sources: [{kind: otlp}]
+actuators:
+  - {kind: webhook, url: 'http://127.0.0.1:1/{providr}', body: '{"enabled": {enabled}}'}
+  - {kind: command, argv: [echo, '{action}', '{nope}']}
+""", "t.yaml")
+    problems = info.value.problems
+    assert problems[0].startswith("t.yaml:3: actuators[0].url: bad template")
+    assert problems[1].startswith("t.yaml:3: actuators[0].body: bad template")
+    assert problems[2].startswith("t.yaml:4: actuators[1].argv[2]: bad template")

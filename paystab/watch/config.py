@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -161,6 +162,21 @@ Source = Annotated[PrometheusSource | OtlpSource | MetricsUrlSource, Field(discr
 
 # -- actuators ----------------------------------------------------------------------------------
 Action = Literal["drain", "restore"]
+TEMPLATE_FIELDS = ("provider", "action", "enabled", "reason", "detector", "time", "time_unix")
+
+
+def _template(value: str) -> str:
+    """A template must only name the fields an action fills (checked at load, not at 3 am)."""
+    try:
+        value.format_map(dict.fromkeys(TEMPLATE_FIELDS, "x"))
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ValueError(f"bad template {value!r} ({type(exc).__name__}: {exc}); placeholders "
+                         f"are {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}, and {{{{ "
+                         "}} are literal braces") from None
+    return value
+
+
+Template = Annotated[str, AfterValidator(_template)]
 
 
 class GatewayActuator(Strict):
@@ -178,10 +194,10 @@ class WebhookActuator(Strict):
 
     kind: Literal["webhook"]
     name: str = "webhook"
-    url: Url
+    url: Annotated[Url, AfterValidator(_template)]
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: str | None = None
+    headers: dict[str, Template] = Field(default_factory=dict)
+    body: Template | None = None
     timeout_s: Duration = Field(default=5.0, gt=0)
     actions: list[Action] = ["drain", "restore"]
 
@@ -191,7 +207,7 @@ class CommandActuator(Strict):
 
     kind: Literal["command"]
     name: str = "command"
-    argv: list[str] = Field(min_length=1)
+    argv: list[Template] = Field(min_length=1)
     timeout_s: Duration = Field(default=10.0, gt=0)
     actions: list[Action] = ["drain", "restore"]
 

@@ -87,12 +87,14 @@ class ActionExecutor:
             started = time.time()
             try:
                 result = actuator.act(request)
-            except (ActuatorError, EnvironmentProblem) as exc:
+            except Exception as exc:  # reported and retried: the worker must outlive any error
                 last = attempt > self.safety.retries
+                error = (exc.message if isinstance(exc, ActuatorError | EnvironmentProblem)
+                         else f"{type(exc).__name__}: {exc}")
                 self.report({"event": "action_failed" if last else "action_retry",
                              "actuator": actuator.name, "action": request.action,
                              "provider": request.provider, "attempt": attempt,
-                             "error": exc.message, "duration_s": round(time.time() - started, 4)})
+                             "error": error, "duration_s": round(time.time() - started, 4)})
                 if last:
                     return
                 self.sleep(delay)

@@ -164,9 +164,10 @@ class WatchService:
         for source in self.sources:
             try:
                 samples = source.poll(now)
-            except (EnvironmentProblem, InvalidInput) as exc:
+            except Exception as exc:  # a source's bug or odd answer must not stop the others
                 self.metrics.source_errors.labels(source.name).inc()
-                message = exc.message
+                message = (exc.message if isinstance(exc, EnvironmentProblem | InvalidInput)
+                           else f"{type(exc).__name__}: {exc}")
                 if self.source_status.get(source.name) != message:
                     self.record({"event": "source_error", "source": source.name,
                                  "error": message})
