@@ -185,15 +185,18 @@ async def _confirm(call: RouteCall, state: StripeState, doc: dict[str, Any]) -> 
                        doc["payment_method"]),
                    "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"}
         doc.update(status="requires_payment_method", last_payment_error=failure)
-        state.emit("charge.failed", _charge_doc(doc, "failed"), key)
-        state.emit("payment_intent.payment_failed", doc, key)
+        if state.listening:
+            state.emit("charge.failed", _charge_doc(doc, "failed"), key)
+            state.emit("payment_intent.payment_failed", doc, key)
         return error(402, "card_error", message, code, decline_code=decline,
                      charge=charge_id, payment_intent=doc,
                      payment_method=failure["payment_method"])
     doc["last_payment_error"] = None
     apply_record(doc, "captured" if outcome.code == "approved" and not manual else "pending",
                  outcome.code)
-    if doc["status"] == "succeeded":
+    if not state.listening:
+        pass
+    elif doc["status"] == "succeeded":
         state.emit("charge.succeeded", _charge_doc(doc, "succeeded"), key)
         state.emit("payment_intent.succeeded", doc, key)
     elif doc["status"] == "requires_capture":
@@ -234,8 +237,9 @@ async def capture_intent(call: RouteCall) -> HttpReply:
     outcome = await state.host.book.capture(state.intent_keys[doc["id"]])
     assert outcome is not None
     apply_record(doc, "captured", outcome.code)
-    state.emit("charge.captured", _charge_doc(doc, "succeeded"))
-    state.emit("payment_intent.succeeded", doc)
+    if state.listening:
+        state.emit("charge.captured", _charge_doc(doc, "succeeded"))
+        state.emit("payment_intent.succeeded", doc)
     call.result = "captured"
     return reply(200, doc)
 

@@ -27,6 +27,7 @@ from paystab.stack.dialects.stripe_wire import (
     API_VERSION,
     dumps,
     new_id,
+    new_secret,
     sign_webhook,
 )
 from paystab.stack.webhooks import WebhookTarget
@@ -99,7 +100,7 @@ class StripeState:
     def add_endpoint(self, url: str, events: list[str], secret: str | None = None
                      ) -> dict[str, Any]:
         endpoint_id = new_id("we")
-        secret = secret or new_id("whsec")
+        secret = secret or new_secret("whsec")
         doc = {"id": endpoint_id, "object": "webhook_endpoint", "url": url,
                "enabled_events": events, "status": "enabled", "api_version": API_VERSION,
                "created": int(time.time()), "livemode": False, "secret": secret,
@@ -109,6 +110,11 @@ class StripeState:
         webhooks.add_target(WebhookTarget(endpoint_id, url, secret, frozenset(events)))
         self.endpoints[endpoint_id] = doc
         return doc
+
+    @property
+    def listening(self) -> bool:
+        """Whether a webhook endpoint is registered (else events are not even built)."""
+        return self.host.webhooks is not None and bool(self.host.webhooks.targets)
 
     def emit(self, event_type: str, obj: dict[str, Any],
              idempotency_key: str | None = None) -> None:
@@ -152,7 +158,7 @@ def new_intent(intent_id: str, amount: int, currency: str, form: dict[str, Any]
         "automatic_payment_methods": None, "canceled_at": None,
         "cancellation_reason": None,
         "capture_method": form.get("capture_method", "automatic_async"),
-        "client_secret": f"{intent_id}_secret_{new_id('s')[2:]}",
+        "client_secret": f"{intent_id}_secret_{new_secret('s')[2:]}",
         "confirmation_method": form.get("confirmation_method", "automatic"),
         "created": int(time.time()), "currency": currency.lower(),
         "customer": form.get("customer"), "description": form.get("description"),
