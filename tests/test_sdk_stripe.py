@@ -353,3 +353,22 @@ def test_gateway_client_half_charges_looks_up_and_voids(sim: Sim, sdk: ProviderE
     asyncio.run(scenario())
     ledger = _ledger(sdk)
     assert "refunded" in ledger.values()
+
+
+def test_webhook_reorder_and_delay(sim: Sim) -> None:
+    sim.fault({"type": "webhook_reorder", "window_ms": 400})
+    first = stripe.PaymentIntent.create(amount=1201, currency="usd",
+                                        payment_method="pm_card_visa", confirm=True)
+    second = stripe.PaymentIntent.create(amount=1202, currency="usd",
+                                         payment_method="pm_card_visa", confirm=True)
+    ids = {first.id, second.id}
+    got = sim.events(lambda d: d["type"] == "payment_intent.succeeded"
+                     and d["data"]["object"]["id"] in ids, count=2)
+    assert [json.loads(b)["data"]["object"]["id"] for _, b in got] == [second.id, first.id]
+    sim.clear_faults()
+    sim.fault({"type": "webhook_delay", "added_ms": 300})
+    sent = time.monotonic()
+    late = stripe.PaymentIntent.create(amount=1203, currency="usd",
+                                       payment_method="pm_card_visa", confirm=True)
+    assert sim.events(lambda d: d["data"]["object"].get("id") == late.id)
+    assert time.monotonic() - sent >= 0.3  # behaviour, not timing: it cannot come earlier

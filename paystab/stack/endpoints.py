@@ -20,11 +20,18 @@ Provider admin API (one listener per providers process, ``provider_admin_url``):
   DELETE /admin/providers/{name}/faults/{id}       -> 204
   DELETE /admin/providers/{name}/faults            -> 204 (clear all)
   Fault = {"type": "error_burst"|"latency"|"hang"|"slow"|"drop_response"|
-                   "partial_outage"|"flapping", "id"?: str, ...parameters}
+                   "partial_outage"|"flapping"|"webhook_delay"|"webhook_duplicate"|
+                   "webhook_reorder"|"webhook_drop", "id"?: str, ...parameters}
   (parameters in stack/faults.py: error_burst{ratio, error}, latency{added_ms, jitter_ms},
    hang{ratio}, slow{duration_ms}, drop_response{ratio}, partial_outage{method|currency|
    bin_from..bin_to, error}, flapping{period_s, down_ratio, error}; error is one of
-   server_error, rate_limited, malformed, bad_gateway)
+   server_error, rate_limited, malformed, bad_gateway; webhook_delay{added_ms, jitter_ms},
+   webhook_duplicate{ratio, copies}, webhook_reorder{window_ms}, webhook_drop{ratio})
+
+Per provider, besides ``url``, ``methods``, ``dialect`` and ``ledger``: ``ca_file`` (the
+local CA's PEM when the providers serve HTTPS, ``--tls``), ``api_key`` (the PSP key a
+client must present, for dialects that check one, e.g. stripe's ``sk_test_…``) and
+``webhook_secret`` (what signs the events sent to ``--webhook-url``).
 """
 
 from __future__ import annotations
