@@ -178,3 +178,30 @@ def test_provider_refs_unique_and_pan_free(dialect: Dialect) -> None:
     assert len(refs) == 5000
     reply = dialect.render_charge(_outcome("approved"))
     assert CARD.number.encode() not in reply.body
+
+
+def test_psp_code_tables_cover_every_documented_code() -> None:
+    """The gateway side maps every code of the real-PSP dialects to a unified code."""
+    import json
+
+    from paystab.stack.dialects import adyen_codes, komoju, paypay
+
+    adyen = get_dialect("adyen")
+    for refusal in adyen_codes.REFUSALS:
+        if refusal.result == "Authorised":
+            continue
+        body = json.dumps({"pspReference": "8815658961765250", "resultCode": refusal.result,
+                           "refusalReason": refusal.reason,
+                           "refusalReasonCode": refusal.code}).encode()
+        answer = adyen.parse_charge(200, "application/json", body)
+        assert answer.code == refusal.unified, refusal
+        assert answer.code in CODES
+    pp = get_dialect("paypay")
+    for code, unified in paypay.BY_CODE.items():
+        body = json.dumps({"resultInfo": {"code": code, "message": "", "codeId": "0"},
+                           "data": None}).encode()
+        assert pp.parse_charge(400, "application/json", body).code == unified in CODES
+    kj = get_dialect("komoju")
+    for code, unified in komoju.DECLINES.items():
+        body = json.dumps({"error": {"code": code, "message": "", "param": None}}).encode()
+        assert kj.parse_charge(402, "application/json", body).code == unified in CODES
