@@ -38,13 +38,14 @@ TOKEN = "blast-token"
 class SimStack:
     """Simulators (one ``card-alpha``) in an event loop of their own thread."""
 
-    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, tmp: Path, host: str = "127.0.0.1", token: str | None = None) -> None:
+        self.token = token
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         spec = universal_spec("alpha", name="card-alpha", latency=FAST)
         self.running: RunningProviders = asyncio.run_coroutine_threadsafe(
-            start_providers([spec], host=host, data_dir=tmp, token=TOKEN), self.loop
+            start_providers([spec], host=host, data_dir=tmp, token=token), self.loop
         ).result(30)
 
     @property
@@ -64,18 +65,18 @@ class SimStack:
 
     def faults(self) -> list[Any]:
         reply = httpclient.request("GET", f"{self.admin_url}/admin/providers/card-alpha/faults",
-                                   token=TOKEN)
+                                   token=self.token)
         return list(reply.json_object("faults")["faults"])
 
     def ready_file(self, path: Path) -> Path:
         StackEndpoints("http://127.0.0.1:1", dict(self.running.endpoints),
-                       provider_admin_url=self.admin_url, admin_token=TOKEN).write(path)
+                       provider_admin_url=self.admin_url, admin_token=self.token).write(path)
         return path
 
     def context(self) -> FaultContext:
         return FaultContext(providers={"card-alpha": ProviderAddress(self.card_url,
                                                                      self.admin_url)},
-                            provider_admin_url=self.admin_url, admin_token=TOKEN)
+                            provider_admin_url=self.admin_url, admin_token=self.token)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(30)
@@ -86,7 +87,7 @@ class SimStack:
 
 @pytest.fixture
 def stack_a(tmp_path: Path) -> Iterator[SimStack]:
-    stack = SimStack(tmp_path / "a")
+    stack = SimStack(tmp_path / "a", token=TOKEN)
     yield stack
     stack.stop()
 
@@ -152,9 +153,13 @@ def test_the_same_forms_aimed_at_stack_a_pass(stack_a: SimStack, stack_b_dns: st
     _hang("card-alpha", ctx, "provider:card-alpha")
 
 
-def test_127_0_0_2_is_not_127_0_0_1(tmp_path: Path, stack_a: SimStack) -> None:
-    """Stack B on the wildcard address answers on 127.0.0.2 too: still not stack A."""
-    stack_b = SimStack(tmp_path / "b2", host="0.0.0.0")
+def test_127_0_0_2_is_not_127_0_0_1(tmp_path: Path, stack_a: SimStack,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stack B on the wildcard address answers on 127.0.0.2 too: still not stack A.
+
+    (Stack B has a token of its own, given to paystab the way a user would.)"""
+    stack_b = SimStack(tmp_path / "b2", host="0.0.0.0", token="stack-b-token")
+    monkeypatch.setenv("PAYSTAB_ADMIN_TOKEN", "stack-b-token")
     try:
         target = f"card-alpha@http://127.0.0.2:{stack_b.admin_port()}"
         with pytest.raises(InvalidInput, match="outside the blast radius"):
@@ -167,13 +172,15 @@ def test_127_0_0_2_is_not_127_0_0_1(tmp_path: Path, stack_a: SimStack) -> None:
     assert allow.permits_name("127.0.0.1:9001")
 
 
-def test_ipv6_loopback_is_its_own_address(tmp_path: Path, stack_a: SimStack) -> None:
+def test_ipv6_loopback_is_its_own_address(tmp_path: Path, stack_a: SimStack,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError:
         pytest.skip("no IPv6 loopback on this machine")
-    stack_b = SimStack(tmp_path / "b6", host="::1")
+    stack_b = SimStack(tmp_path / "b6", host="::1", token="stack-b-token")  # admin on ::1 too
+    monkeypatch.setenv("PAYSTAB_ADMIN_TOKEN", "stack-b-token")
     try:
         assert stack_b.admin_url.startswith("http://[::1]:")
         target = f"card-alpha@http://[::1]:{stack_b.admin_port()}"
@@ -200,19 +207,27 @@ def test_allow_list_compares_addresses_not_spellings() -> None:
 
 
 class _ToxiproxyApi:
-    """A Toxiproxy-API listing: one proxy ``alpha`` in front of ``upstream``."""
+    """A Toxiproxy-API listing: one proxy ``alpha`` in front of ``upstream``; it also
+    answers ``/admin/providers`` like a simulator admin API listing ``card-alpha`` there.
+    ``auth`` records the Authorization header of every request."""
 
     def __init__(self, upstream: str) -> None:
         listing = json.dumps({"alpha": {"name": "alpha", "listen": "127.0.0.1:1",
                                         "upstream": upstream, "enabled": True}}).encode()
+        providers = json.dumps({"providers": [{"name": "card-alpha",
+                                               "url": f"http://{upstream}"}]}).encode()
+        self.auth: list[str] = []
+        auth = self.auth
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                auth.append(self.headers.get("Authorization", ""))
+                body = providers if self.path.startswith("/admin/") else listing
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(listing)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(listing)
+                self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -262,3 +277,27 @@ def test_iptables_touches_only_the_resolved_address(stack_b_dns: str) -> None:
         with pytest.raises(InvalidInput):
             prepare_faults([FaultSpec("p", "iptables.partition", typed, params)],
                            FaultContext(), AllowList.parse(["127.0.0.2:9001"]))
+
+
+def test_a_ready_files_token_goes_only_to_its_own_admin_api(
+        stack_a: SimStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = _ToxiproxyApi("127.0.0.1:7")
+    try:
+        monkeypatch.delenv("PAYSTAB_ADMIN_TOKEN", raising=False)
+        fault = prepare_faults([FaultSpec("h", "provider.hang", f"card-alpha@{other.url}")],
+                               stack_a.context(), AllowList.parse(["127.0.0.1:7"]))[0]
+        assert other.auth == [""] and fault.token is None  # type: ignore[attr-defined]
+        monkeypatch.setenv("PAYSTAB_ADMIN_TOKEN", "set-by-the-user")
+        prepare_faults([FaultSpec("h", "provider.hang", f"card-alpha@{other.url}")],
+                       stack_a.context(), AllowList.parse(["127.0.0.1:7"]))
+        assert other.auth[-1] == "Bearer set-by-the-user"
+        # ... while stack A's own admin gets stack A's token (it requires it).
+        prepare_faults([FaultSpec("h", "provider.hang", f"card-alpha@{stack_a.admin_url}")],
+                       stack_a.context(), AllowList.parse([stack_a.card_address]))
+        monkeypatch.setenv("PAYSTAB_PROXY_TOKEN", "proxy-token")
+        prepare_faults([FaultSpec("l", "proxy.latency", f"alpha@{other.url}", {"latency": 0.1})],
+                       FaultContext(), AllowList.parse(["127.0.0.1:7"]))
+        assert other.auth[-1] == "Bearer proxy-token"
+        assert TOKEN not in other.auth and f"Bearer {TOKEN}" not in other.auth
+    finally:
+        other.close()

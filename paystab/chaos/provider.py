@@ -68,7 +68,10 @@ class ProviderFault(Fault):
             )
         admin_url = admin_url.rstrip("/")
         pinned = pin_url(admin_url, f"target {spec.name}")
-        token = ctx.admin_token or os.environ.get("PAYSTAB_ADMIN_TOKEN")
+        # The name speaks for the context's provider only if this is the context's admin.
+        named = url is None or known_admin is None \
+            or address_of_url(known_admin) == pinned.address
+        token = _context_token(ctx, named)
         reply = http.request("GET", f"{admin_url}/admin/providers", token=token, via=pinned.ip)
         listing = reply.expect_ok("provider admin API").json_object("provider admin API")
         entries = {str(p.get("name")): p for p in listing.get("providers", [])
@@ -78,9 +81,6 @@ class ProviderFault(Fault):
                                field=spec.name, expected="one of " + ", ".join(sorted(entries)))
         listed_url = entries[name].get("url")
         provider_url = str(listed_url) if listed_url else None
-        # The name speaks for the context's provider only if this is the context's admin.
-        named = url is None or known_admin is None \
-            or address_of_url(known_admin) == pinned.address
         return {"provider": name, "admin_url": admin_url, "admin_ip": pinned.ip,
                 "admin_address": pinned.address, "fault_id": None,
                 "provider_url": provider_url, "provider_address": address_of_url(provider_url),
@@ -92,7 +92,7 @@ class ProviderFault(Fault):
     def prepare(cls, spec: FaultSpec, ctx: FaultContext) -> ProviderFault:
         fault = super().prepare(spec, ctx)
         fault.where["fault_id"] = f"paystab-{fault.uid}"
-        fault.token = ctx.admin_token
+        fault.token = _context_token(ctx, bool(fault.where.get("named", True)))
         return fault
 
     @classmethod
@@ -151,6 +151,12 @@ class ProviderFault(Fault):
             raise EnvironmentProblem(
                 f"clearing {self.uid}: {self._faults_url()} answered {reply.status}: "
                 f"{reply.error_text()}")
+
+
+def _context_token(ctx: FaultContext, own_admin: bool) -> str | None:
+    """The context's token (from a ready file) goes only to the context's own admin API;
+    another stack's admin gets only what the user set in ``$PAYSTAB_ADMIN_TOKEN``."""
+    return (ctx.admin_token if own_admin else None) or _token()
 
 
 def _token() -> str | None:

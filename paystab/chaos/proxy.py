@@ -6,7 +6,8 @@ Drives any server that speaks the Toxiproxy v2 HTTP API — paystab's own
 ``POST /proxies/{p}/toxics`` and ``DELETE /proxies/{p}/toxics/{t}``. Every toxic is named
 ``paystab-<uid>`` so ``clear`` removes exactly the one it added, from any process.
 Target: a proxy name or the ``host:port`` of its upstream, optionally ``@API_URL``
-(default ``$TOXIPROXY_URL`` or ``http://127.0.0.1:8474``). The clients under test must
+(default ``$TOXIPROXY_URL`` or ``http://127.0.0.1:8474``); ``$PAYSTAB_PROXY_TOKEN``, when
+set, is sent as the bearer token (``paystab chaos proxy --token``). The clients under test must
 already talk to the proxy's listen address; a fault never rewires traffic by itself.
 
 Blast radius: the API URL's host is resolved once and every call goes to that IP. What a
@@ -18,6 +19,7 @@ stack's) — a ``NAME@URL`` on another server is allowed by its addresses, not i
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import urllib.parse
@@ -45,6 +47,12 @@ def normalize_hostport(text: str) -> str:
     if host in ("localhost", "0.0.0.0", ""):
         host = "127.0.0.1"
     return f"{host}:{int(port)}"
+
+
+def _proxy_token() -> str | None:
+    """``paystab chaos proxy --token`` off loopback: the same ``$PAYSTAB_PROXY_TOKEN``.
+    Read from the environment on every call, so it is never journaled."""
+    return os.environ.get("PAYSTAB_PROXY_TOKEN") or None
 
 
 def _addresses(text: str, listen: bool = False) -> list[str]:
@@ -89,7 +97,7 @@ class ProxyFault(Fault):
         what, url = split_target(spec.target)
         api = url or ctx.proxy_api_url.rstrip("/")
         pinned = pin_url(api, f"target {spec.name}")
-        reply = http.request("GET", f"{api}/proxies", via=pinned.ip)
+        reply = http.request("GET", f"{api}/proxies", token=_proxy_token(), via=pinned.ip)
         if reply.status != 200 or not isinstance(reply.body, dict):
             raise EnvironmentProblem(f"{api}/proxies answered {reply.status}",
                                      hint="is this a Toxiproxy API (paystab chaos proxy)?")
@@ -124,7 +132,8 @@ class ProxyFault(Fault):
         return Resource(tuple(aliases) or (f"proxy:{self.where['proxy']}",))
 
     def _call(self, method: str, url: str, body: Any = None) -> http.Reply:
-        return http.request(method, url, body, via=self.where.get("api_ip"))
+        return http.request(method, url, body, token=_proxy_token(),
+                            via=self.where.get("api_ip"))
 
     def _proxy_url(self) -> str:
         return f"{self.where['api']}/proxies/{urllib.parse.quote(str(self.where['proxy']))}"
