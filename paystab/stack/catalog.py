@@ -73,7 +73,7 @@ class ProviderSpec:
 def default_providers() -> list[ProviderSpec]:
     cards = ("visa", "mastercard")
     return [
-        ProviderSpec("card-alpha", "alpha", ("card",), card_brands=cards, fee_bps=220),
+        ProviderSpec("card-alpha", "stripe", ("card",), card_brands=cards, fee_bps=220),
         ProviderSpec("card-bravo", "bravo", ("card",), card_brands=(*cards, "amex"), fee_bps=240,
                      latency=LatencyModel(median_ms=45.0)),
         ProviderSpec("card-charlie", "charlie", ("card",), card_brands=cards, fee_bps=260,
