@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from paystab.chaos.address import canonical_ip, canonical_name, hostport, resolve_all
+from paystab.chaos.address import canonical_ip, canonical_name, resolve_all
 from paystab.chaos.base import Fault
 from paystab.exceptions import InvalidInput
 
@@ -59,7 +59,7 @@ def normalize(entry: str) -> str:
             host = "127.0.0.1"
         ip = canonical_ip(host)
         if ip is not None:
-            return hostport(ip, 0).rpartition(":")[0] + f":{port}"
+            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         return f"{host.lower()}:{port}"
     raise ValueError(f"cannot read '{entry}' as something to allow")
 
