@@ -18,6 +18,7 @@ import json
 import random
 import sqlite3
 import time
+import urllib.request
 import uuid
 import zlib
 from collections import Counter
@@ -346,6 +347,8 @@ def test_three_thousand_malformed_requests_and_forty_slowloris_get_no_5xx_and_no
         rss_after = _rss_kb(endpoints.gateway_pid)
         flood = asyncio.run(_flood(host, port, 5))
         final = asyncio.run(_pay(host, port, f"final-{uuid.uuid4()}"))
+        with urllib.request.urlopen(endpoints.gateway_url + "/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
     finally:
         stack.stop()
 
@@ -373,6 +376,10 @@ def test_three_thousand_malformed_requests_and_forty_slowloris_get_no_5xx_and_no
     assert set(got["after"]) == {200} and final == 200  # type: ignore[arg-type]
     assert rss_after - rss_before < 48 * 1024, (rss_before, rss_after)
     assert all(h.startswith(b"HTTP/1.1 429") for h in flood), flood
+    counters = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                if line.startswith("paystab_gateway_")}
+    assert counters["paystab_gateway_request_head_timeouts_total"] >= 40
+    assert counters["paystab_gateway_connections_refused_total"] >= 5
 
     # Nothing malformed reached the ledger: every row is a finished payment of a 200.
     db = sqlite3.connect(endpoints.gateway_ledger or "")

@@ -22,7 +22,7 @@ from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.stack.catalog import StackSettings
 from paystab.stack.endpoints import ProviderEndpoint, StackEndpoints
 from paystab.stack.gateway import Gateway, GatewayOptions
-from paystab.stack.http_guard import ConnectionGuard, GatewayLimits, GuardedSite
+from paystab.stack.http_guard import GatewayLimits, GuardedSite
 
 
 def is_loopback(host: str) -> bool:
@@ -90,7 +90,7 @@ async def serve_gateway(settings: StackSettings, providers: dict[str, ProviderEn
     handler_kwargs = {**limits.handler_kwargs(), "access_log": None}  # paths may hold anything
     runner = web.AppRunner(gateway.app(), handle_signals=False, **handler_kwargs)
     await runner.setup()
-    site = GuardedSite(runner, host, port, ConnectionGuard(limits), handler_kwargs,
+    site = GuardedSite(runner, host, port, gateway.guard, handler_kwargs,
                        reuse_address=True, backlog=1024)
     try:
         await site.start()

@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from paystab.exceptions import InvalidInput
 from paystab.stack.payment_api import MAX_BODY_BYTES, MAX_JSON_DEPTH, PROBLEM_TYPE, RequestProblem
@@ -108,6 +111,26 @@ class ConnectionGuard:
             self.per_ip[ip] = count
         else:
             self.per_ip.pop(ip, None)
+
+    def collector(self) -> Collector:
+        """What the guard did, for the gateway's /metrics."""
+        return _GuardCollector(self)
+
+
+class _GuardCollector(Collector):
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self.guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        guard = self.guard
+        yield GaugeMetricFamily("paystab_gateway_open_connections", "Client connections open now",
+                                value=sum(guard.per_ip.values()))
+        yield CounterMetricFamily("paystab_gateway_connections_refused",
+                                  "Connections refused with 429: over max_connections_per_ip",
+                                  value=guard.refused_total)
+        yield CounterMetricFamily("paystab_gateway_request_head_timeouts",
+                                  "Connections closed for not sending a request head within "
+                                  "header_read_timeout_s (slowloris)", value=guard.head_timeouts_total)
 
 
 class GuardedRequestHandler(RequestHandler):
