@@ -3,7 +3,9 @@
 The defaults describe a Japan-first shop with cross-border reach: four card acquirers (one
 of them takes JCB) plus a backup, three wallets (PayPay-, KakaoPay- and GrabPay-like) and
 two konbini / bank-transfer providers that complete asynchronously. ``paystab up --config``
-overrides any of it from YAML (see ``stack/config.py``).
+overrides any of it from YAML (see ``stack/config.py``). Some speak a real PSP's API, so the
+official SDKs accept them: card-bravo Adyen Checkout (``adyen``), wallet-paypay PayPay OPA
+(``paypay``), konbini-east KOMOJU (``komoju``); the others keep their own dialects.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def default_providers() -> list[ProviderSpec]:
     cards = ("visa", "mastercard")
     return [
         ProviderSpec("card-alpha", "stripe", ("card",), card_brands=cards, fee_bps=220),
-        ProviderSpec("card-bravo", "bravo", ("card",), card_brands=(*cards, "amex"), fee_bps=240,
+        ProviderSpec("card-bravo", "adyen", ("card",), card_brands=(*cards, "amex"), fee_bps=240,
                      latency=LatencyModel(median_ms=45.0)),
         ProviderSpec("card-charlie", "charlie", ("card",), card_brands=cards, fee_bps=260,
                      latency=LatencyModel(median_ms=55.0, sigma=0.4)),
@@ -91,7 +93,7 @@ def default_providers() -> list[ProviderSpec]:
         ProviderSpec("wallet-grab", "grab", ("wallet",), currencies=("SGD", "IDR", "JPY", "KRW"),
                      wallet_brands=("grabpay", "kakaopay", "paypay"), fee_bps=220,
                      decline_mix=dict(WALLET_DECLINE_MIX), latency=LatencyModel(median_ms=70.0)),
-        ProviderSpec("konbini-east", "konbini", ("konbini", "bank_transfer"),
+        ProviderSpec("konbini-east", "komoju", ("konbini", "bank_transfer"),
                      currencies=("JPY",), fee_bps=150, decline_mix=dict(ASYNC_DECLINE_MIX),
                      latency=LatencyModel(median_ms=80.0)),
         ProviderSpec("konbini-west", "furikomi", ("konbini", "bank_transfer"),
