@@ -65,20 +65,20 @@ class ThresholdTable:
         self.p1 = p1
         self.h = h
         self.log2_arl = log2_arl
-        self._p1: list[list[float]] = p1.tolist()
-        self._h: list[list[list[float]]] = h.tolist()
+        rows: list[list[list[float]]] = h.tolist()
+        self._rows: dict[tuple[int, float], list[float]] = {
+            (i, x): rows[i][j] for i, xs in enumerate(p1.tolist())
+            for j, x in enumerate(xs) if x == x  # NaN: no such alternative at this baseline
+        }
         self._lo = float(log2_arl[0])
         self._per_octave = round(1.0 / float(log2_arl[1] - log2_arl[0]))
 
     def lookup(self, p0: float, p1: float, arl0: float) -> float | None:
         """The threshold for ``p0`` (a grid value) → ``p1`` at ``arl0``; None off the table."""
         i = round(math.log(p0) / P0_GRID) - P0_INDEX_RANGE[0]
-        if not 0 <= i < len(self._h) or abs(grid_p0(i + P0_INDEX_RANGE[0]) / p0 - 1) > 1e-9:
+        hs = self._rows.get((i, p1))
+        if hs is None or abs(grid_p0(i + P0_INDEX_RANGE[0]) / p0 - 1) > 1e-9:
             return None
-        match = [j for j, x in enumerate(self._p1[i]) if abs(x - p1) <= 1e-12 * p1]
-        if not match:
-            return None
-        hs = self._h[i][match[0]]
         # the row at or above: h grows with the ARL, so this never under-calibrates
         k = max(0, math.ceil((math.log2(max(arl0, 2.0)) - self._lo) * self._per_octave - 1e-9))
         if k >= len(hs):
