@@ -192,7 +192,8 @@ class Drill:
                           allow_source=runbook.source) as session:
             faults = session.prepare(runbook.fault_specs())  # blast radius: exit 2, nothing injected
             self._set_phase("steady state (before)")
-            probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "before")
+            probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "before",
+                                         token=endpoints.admin_token)
             source = metrics_url_source(endpoints.metrics_url or endpoints.gateway_url + "/metrics",
                                         token=endpoints.admin_token)
             sampler = threading.Thread(target=run_sampler, name="paystab-sampler", daemon=True, args=(
@@ -243,7 +244,8 @@ class Drill:
         left = target.settle()
         if left:
             report.notes.append(f"{left} in-doubt attempt(s) still unresolved after 30 s")
-        probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "after")
+        probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "after",
+                                     token=endpoints.admin_token)
         probe_results += metric_probes(runbook, recorder, report.duration_s)
         reconciliation = target.reconcile()
         if reconciliation is not None:
