@@ -4,8 +4,8 @@ The generator below writes raw HTTP/1.1 (so it can be wrong in every way a clien
 broken JSON, wrong types, huge and negative numbers, bad Unicode, bad headers, bad
 Content-Encoding, deep nesting, huge bodies, garbage request lines) and sends over 3,000
 such requests while 40 slowloris connections trickle headers and a well-behaved client
-keeps paying. The gateway runs with short read timeouts (``PAYSTAB_GATEWAY_LIMITS``) so the
-test stays short. What must hold: no 5xx, every request answered (nothing hangs), every
+keeps paying. The gateway runs with short read timeouts (``paystab up --gateway-limit``) so
+the test stays short. What must hold: no 5xx, every request answered (nothing hangs), every
 slowloris connection closed by the head deadline, every normal payment approved during and
 after, nothing malformed in the ledger, and the gateway's RSS growth bounded.
 """
@@ -332,10 +332,8 @@ async def _flood(host: str, port: int, extra: int) -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_three_thousand_malformed_requests_and_forty_slowloris_get_no_5xx_and_no_hang(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAYSTAB_GATEWAY_LIMITS", LIMITS)
-    stack = RunningStack(tmp_path)
+def test_three_thousand_malformed_requests_and_forty_slowloris_get_no_5xx_and_no_hang(tmp_path: Path) -> None:
+    stack = RunningStack(tmp_path, [f"--gateway-limit={pair}" for pair in LIMITS.split()])
     try:
         endpoints = stack.endpoints
         host, port = "127.0.0.1", int(endpoints.gateway_url.rsplit(":", 1)[1])

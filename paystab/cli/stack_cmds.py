@@ -39,21 +39,29 @@ def _settings(config: Path | None, seed: int | None) -> Any:
 @click.option("--trace-jsonl", type=click.Path(path_type=Path), help="Also write spans as JSON lines.")
 @click.option("--tls", is_flag=True,
               help="Providers serve HTTPS with a local CA (the ready file names it: ca_file).")
+@click.option("--gateway-limit", "gateway_limits", multiple=True, metavar="NAME=VALUE",
+              help="A client bound of the gateway (as paystab gateway --limit; docs/security.md).")
 def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, prometheus: bool,
                alertmanager: bool, ready_file: Path | None, data_dir: Path | None,
                token: str | None, seed: int | None, trace_jsonl: Path | None,
-               tls: bool) -> None:
+               tls: bool, gateway_limits: tuple[str, ...]) -> None:
     """Start the provider simulators and the gateway on loopback; stop with Ctrl-C."""
     from paystab.stack.gateway_main import check_bind
     from paystab.stack.supervisor import RunningStack, StackOptions
     from paystab.stack.up_view import show_endpoints
 
     check_bind(host, token, "the stack")
+    extra_env = {}
+    if gateway_limits:
+        from paystab.stack.http_guard import GatewayLimits
+
+        GatewayLimits.from_pairs(gateway_limits, "--gateway-limit")  # exit 2 now, not in the child
+        extra_env["PAYSTAB_GATEWAY_LIMITS"] = " ".join(gateway_limits)  # read by `paystab gateway`
     if config:
         _settings(config, seed)  # validate before anything starts: exit 2 on a bad file
     stack = RunningStack(StackOptions(port=port, host=host, config=config, data_dir=data_dir,
                                       telemetry=not no_telemetry, token=token, seed=seed,
-                                      trace_jsonl=trace_jsonl, tls=tls))
+                                      trace_jsonl=trace_jsonl, tls=tls, extra_env=extra_env))
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     extras: list[Any] = []

@@ -48,23 +48,23 @@ class GatewayLimits:
     max_connections_per_ip: int = 4096  # open connections from one client address; 429 above
 
     @classmethod
-    def from_pairs(cls, pairs: tuple[str, ...] | list[str]) -> GatewayLimits:
-        """Defaults overridden by ``name=value`` strings (``--limit``); exit 2 on a bad one."""
+    def from_pairs(cls, pairs: tuple[str, ...] | list[str], flag: str = "--limit") -> GatewayLimits:
+        """Defaults overridden by ``name=value`` strings (``flag``); exit 2 on a bad one."""
         known = {f.name: f for f in fields(cls)}
         values: dict[str, float | int] = {}
         for pair in pairs:
             name, sep, text = pair.partition("=")
             name = name.strip().replace("-", "_")
             if not sep or name not in known:
-                raise InvalidInput(f"unknown gateway limit {pair!r}", field="--limit",
+                raise InvalidInput(f"unknown gateway limit {pair!r}", field=flag,
                                    expected="name=value with name one of " + ", ".join(known))
             try:
                 number = float(text) if name.endswith("_s") else int(text)
             except ValueError:
-                raise InvalidInput(f"{name} must be a number, got {text!r}", field="--limit",
+                raise InvalidInput(f"{name} must be a number, got {text!r}", field=flag,
                                    expected="a positive number") from None
             if not math.isfinite(number) or number <= 0:
-                raise InvalidInput(f"{name} must be positive, got {text!r}", field="--limit",
+                raise InvalidInput(f"{name} must be positive, got {text!r}", field=flag,
                                    expected="a positive number")
             values[name] = number
         return cls(**values)  # type: ignore[arg-type]  # names and types checked above
