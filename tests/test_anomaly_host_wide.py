@@ -32,7 +32,8 @@ def _rounds(rng: np.random.Generator, rate: float, seconds: float,
 
 
 def _detect(rounds: list[list[Sample]]) -> list[Detection]:
-    detectors = [HangDetector(HangConfig(gateway_timeout_s=2.0)), LatencyDetector()]
+    detectors: list[HangDetector | LatencyDetector] = [
+        HangDetector(HangConfig(gateway_timeout_s=2.0)), LatencyDetector()]
     found = []
     for samples in rounds:
         for sample in samples:
@@ -82,7 +83,8 @@ def test_a_hang_among_peers_is_flagged_before_half_the_gateway_timeout(rate: int
 def test_cold_start_needs_evidence_not_a_prior() -> None:
     """The issue's drain at 1.8 s: a cold gateway's first seconds are slow everywhere."""
     rng = np.random.default_rng(5)
-    cold = dict(host_start_s=0.0, host_s=5.0, host_factor=4.0, stall_every_s=2.5, stall_s=0.5)
+    cold: dict[str, Any] = dict(host_start_s=0.0, host_s=5.0, host_factor=4.0,
+                                stall_every_s=2.5, stall_s=0.5)
     for rate in (10, 100, 1000):
         assert _detect(_rounds(rng, rate, 20.0, **cold)) == []
     # and one provider alone, no peers, 18 in flight at 0.43 s: not enough to call a hang
