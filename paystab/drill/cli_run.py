@@ -69,14 +69,40 @@ def _phase_printer(console: Console, view: LiveView | None) -> Callable[[str], N
     return show
 
 
-def write_reports(report: Report, out_dir: Path, junit: Path | None) -> list[Path]:
-    from paystab.report.base import write_report
+def write_reports(report: Report, out_dir: Path, junit: Path | None,
+                  earlier: list[Report] | None = None) -> list[Path]:
+    """report.json and report.html in ``out_dir``; with ``junit``, one JUnit file holding a
+    testsuite for every drill of this command so far (``earlier`` + this one)."""
+    from paystab.report.base import write_report, write_text
+    from paystab.report.junit import render_many
 
     written = [write_report(report, out_dir / "report.json", "json"),
                write_report(report, out_dir / "report.html", "html")]
     if junit is not None:
-        written.append(write_report(report, junit, "junit"))
+        written.append(write_text(render_many([*(earlier or []), report]), junit))
     return written
+
+
+def check_output_paths(out_dirs: list[Path], junit: Path | None) -> None:
+    """Make the output folders now and prove them writable: a drill must not run for a
+    minute and then lose its reports to a typo (exit 2, naming the flag)."""
+    import tempfile
+
+    from paystab.exceptions import InvalidInput
+
+    targets = [("--out", d) for d in out_dirs]
+    if junit is not None:
+        if junit.is_dir():
+            raise InvalidInput(f"{junit} is a folder", source="--junit", expected="a file path for the JUnit XML")
+        targets.append(("--junit", junit.parent))
+    for flag, folder in targets:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise InvalidInput(f"cannot write reports to {folder}: {exc.strerror or exc}", source=flag,
+                               expected="a folder paystab can create and write") from None
 
 
 def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | None,
@@ -88,11 +114,11 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
 
     console = Console(stderr=True)
     worst = 0
+    outs = {name: out_dir if len(runbooks) == 1 else out_dir / Path(name).stem for name in runbooks}
+    check_output_paths(list(outs.values()), junit)
+    done: list[Report] = []
     for name in runbooks:
-        out = out_dir if len(runbooks) == 1 else out_dir / Path(name).stem
-        junit_path = junit
-        if junit is not None and len(runbooks) > 1:
-            junit_path = junit.with_name(f"{Path(name).stem}-{junit.name}")
+        out = outs[name]
         options = DrillOptions(runbook=name, target_url=target_url, ready_file=ready_file,
                                duration_s=duration_s, rps=rps,
                                seed=seed, out_dir=out, live=live and console.is_terminal)
@@ -105,7 +131,8 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
         else:
             drill.view = None
             report = drill.run()
-        paths = write_reports(report, out, junit_path)
+        paths = write_reports(report, out, junit, done)
+        done.append(report)
         Console(file=sys.stdout).print(summary(report))
         console.print("reports: " + ", ".join(str(p) for p in paths))
         worst = max(worst, exit_for(report))  # an aborted drill raises: the rest do not run

@@ -61,13 +61,25 @@ def renderer_names() -> list[str]:
     return sorted(_RENDERERS)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text(text: str, path: str | Path) -> Path:
-    """Write ``text`` to ``path`` atomically (creating parent directories)."""
+    """Write ``text`` to ``path`` atomically (creating parent directories).
+
+    Reports are for people to share: the file gets the mode any new file gets (0644 under
+    the usual umask), not the 0600 of the temporary file it is renamed from. Text that UTF-8
+    cannot carry (a lone surrogate read from a JSON ``\\ud800`` escape) is written escaped.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
         os.replace(tmp, target)
     except BaseException:

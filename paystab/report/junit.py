@@ -52,6 +52,11 @@ class JunitRenderer(Renderer):
     suffix = ".xml"
 
     def render(self, report: Report) -> str:
+        return render_many([report])
+
+    @staticmethod
+    def suite(report: Report) -> tuple[ET.Element, dict[str, int]]:
+        """One drill's ``<testsuite>`` and its counts (tests, failures, errors, skipped)."""
         prefix = f"paystab.drill.{report.runbook}"
         suite = ET.Element("testsuite", name=prefix, timestamp=report.started_at,
                            time=f"{report.duration_s:.3f}")
@@ -113,17 +118,28 @@ class JunitRenderer(Renderer):
                 failure.text = "\n".join(str(f) for f in recon.findings[:50]) or None
                 failures += 1
         tests = sum(1 for _ in suite.iter("testcase"))
-        counts = {"tests": str(tests), "failures": str(failures), "errors": str(errors),
-                  "skipped": str(skipped)}
-        suite.attrib.update(counts)
+        counts = {"tests": tests, "failures": failures, "errors": errors, "skipped": skipped}
+        suite.attrib.update({k: str(v) for k, v in counts.items()})
         out = ET.SubElement(suite, "system-out")
         out.text = (f"verdict: {fmt.verdict_line(report)}\n"
                     f"{fmt.false_failover_line(report)}\n")
         if report.false_failovers.events:
             out.text += _false_failover_text(report) + "\n"
-        root = ET.Element("testsuites", {"name": "paystab drill",
-                                          "time": f"{report.duration_s:.3f}", **counts})
+        return suite, counts
+
+
+def render_many(reports: list[Report]) -> str:
+    """One JUnit document for several drills: a ``<testsuite>`` per runbook in one
+    ``<testsuites>``, so ``--junit FILE`` with several runbooks still writes FILE."""
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    root = ET.Element("testsuites", name="paystab drill",
+                      time=f"{sum(r.duration_s for r in reports):.3f}")
+    for report in reports:
+        suite, counts = JunitRenderer.suite(report)
         root.append(suite)
-        ET.indent(root)
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                + _xml_safe(ET.tostring(root, encoding="unicode")) + "\n")
+        for key, value in counts.items():
+            totals[key] += value
+    root.attrib.update({k: str(v) for k, v in totals.items()})
+    ET.indent(root)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            + _xml_safe(ET.tostring(root, encoding="unicode")) + "\n")
