@@ -99,3 +99,18 @@ def test_two_runbooks_write_the_one_junit_file_asked_for(tmp_path: Path) -> None
     assert [s.get("name") for s in suites] == ["paystab.drill.quiet-one", "paystab.drill.quiet-two"]
     assert (tmp_path / "out" / "quiet-one" / "report.json").exists()
     assert (tmp_path / "out" / "quiet-two" / "report.html").exists()
+
+
+def test_a_report_with_a_malformed_extra_section_is_invalid_input_not_a_crash(tmp_path: Path) -> None:
+    import json
+
+    from paystab.report.schema import load_report
+
+    data = json.loads(__import__("paystab.report.base", fromlist=["renderer"]).renderer("json").render(
+        copy.deepcopy(next(iter(demo_variants().values())))))
+    data["timeline"] = [{"requests": 3}]  # no t_s
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InvalidInput) as caught:
+        load_report(path)
+    assert str(path) in caught.value.render() and "extra section" in caught.value.render()

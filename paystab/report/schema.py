@@ -165,7 +165,12 @@ def parse_report(data: Any, source: str) -> Report:
             more += f" and {len(problems) - 4} more"
         raise InvalidInput(text + more, source=source, field=field,
                            expected=f"a {SCHEMA} drill report")
-    return Report.from_json(data)
+    try:
+        return Report.from_json(data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # The required fields were valid; an extra section (timeline, slo, …) was not.
+        raise InvalidInput(f"an extra section cannot be read: {exc}", source=source,
+                           expected=f"a {SCHEMA} drill report as paystab writes it") from None
 
 
 def load_report(path: str | Path) -> Report:
