@@ -15,7 +15,7 @@ import pytest
 
 from paystab.drill.cli_run import check_output_paths
 from paystab.exceptions import InvalidInput
-from paystab.report.base import write_text
+from paystab.report.base import renderer, write_text
 from paystab.report.demo import demo_variants
 from paystab.report.junit import render_many
 
@@ -106,8 +106,7 @@ def test_a_report_with_a_malformed_extra_section_is_invalid_input_not_a_crash(tm
 
     from paystab.report.schema import load_report
 
-    data = json.loads(__import__("paystab.report.base", fromlist=["renderer"]).renderer("json").render(
-        copy.deepcopy(next(iter(demo_variants().values())))))
+    data = json.loads(renderer("json").render(copy.deepcopy(next(iter(demo_variants().values())))))
     data["timeline"] = [{"requests": 3}]  # no t_s
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
