@@ -114,6 +114,9 @@ def test_fault_seen_through_prometheus_drains_by_webhook_and_survives_sigkill(
         assert state["providers"]["psp-a.example"]["phase"] == "drained"
         assert state["providers"]["psp-a.example"]["out"] is True
         assert len(recorder.calls) == calls_before  # the restart itself acts on nothing
+    except AssertionError as exc:  # the decision log says what happened
+        tail = "\n".join(log.read_text().splitlines()[-40:]) if log.exists() else "no log"
+        raise AssertionError(f"{exc}\n--- decision log ---\n{tail}") from None
     finally:
         watch.stop()
 
