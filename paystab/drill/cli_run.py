@@ -83,6 +83,23 @@ def write_reports(report: Report, out_dir: Path, junit: Path | None,
     return written
 
 
+@contextmanager
+def signals_held() -> Iterator[list[str]]:
+    """While the reports are written, Ctrl-C or SIGTERM only takes note: a half-written
+    report would be worse than a few more milliseconds. The caller checks the list after."""
+    import signal
+
+    import gevent
+
+    seen: list[str] = []
+    handlers = [gevent.signal_handler(s, seen.append, s.name) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield seen
+    finally:
+        for handler in handlers:
+            handler.cancel()
+
+
 def check_output_paths(out_dirs: list[Path], junit: Path | None) -> None:
     """Make the output folders now and prove them writable: a drill must not run for a
     minute and then lose its reports to a typo (exit 2, naming the flag)."""
@@ -131,9 +148,14 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
         else:
             drill.view = None
             report = drill.run()
-        paths = write_reports(report, out, junit, done)
+        with signals_held() as interrupted:
+            paths = write_reports(report, out, junit, done)
         done.append(report)
         Console(file=sys.stdout).print(summary(report))
         console.print("reports: " + ", ".join(str(p) for p in paths))
+        if interrupted:
+            from paystab.exceptions import Aborted
+
+            raise Aborted(f"interrupted by {interrupted[0]} while the reports were written; they are complete")
         worst = max(worst, exit_for(report))  # an aborted drill raises: the rest do not run
     return worst
