@@ -205,3 +205,26 @@ def test_faults_and_fail_first(sim: SimThread) -> None:
     first = api(sim).post("/payments", body, X_KOMOJU_IDEMPOTENCY="flaky")
     assert first.status_code == 429 and first.headers.get("Retry-After")
     assert api(sim).post("/payments", body, X_KOMOJU_IDEMPOTENCY="flaky").status_code == 200
+
+
+def test_webhook_faults_drop_and_reorder(sim: SimThread) -> None:
+    provider = sim.running.providers[NAME]  # type: ignore[union-attr]
+    dropped = sim.call(lambda: provider.faults.add({"type": "webhook_drop"}, 0.0))
+    try:
+        lost = api(sim).post("/payments", card(order="o-hook-drop")).json()
+    finally:
+        sim.call(lambda: provider.faults.remove(dropped.id))
+    held = sim.call(lambda: provider.faults.add({"type": "webhook_reorder",
+                                                 "window_ms": 300}, 0.0))
+    try:
+        first = api(sim).post("/payments", card(order="o-hook-1")).json()
+        second = api(sim).post("/payments", card(order="o-hook-2")).json()
+        ids = (first["id"], second["id"])
+        seen = sim.wait_webhooks(lambda hooks: {json.loads(h.body)["data"]["id"]
+                                                for h in hooks} >= set(ids))
+    finally:
+        sim.call(lambda: provider.faults.remove(held.id))
+    order = [json.loads(h.body)["data"]["id"] for h in seen
+             if json.loads(h.body)["data"]["id"] in ids]
+    assert order == [second["id"], first["id"]]  # held, then delivered newest first
+    assert lost["id"] not in {json.loads(h.body)["data"]["id"] for h in sim.webhooks}
