@@ -139,6 +139,7 @@ class WatchProcess:
     def __init__(self, config: Path, log: Path, extra: list[str] | None = None) -> None:
         self.config = config
         self.log = log
+        self.log_lines_at_start = len(self.entries())
         self.out = open(config.with_suffix(".out"), "ab")  # noqa: SIM115
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
@@ -156,13 +157,17 @@ class WatchProcess:
                 continue  # a line being written as we read
         return out
 
-    def wait_entry(self, match: Callable[[dict[str, Any]], bool], timeout_s: float, what: str
-                   ) -> dict[str, Any]:
+    def wait_entry(self, match: Callable[[dict[str, Any]], bool], timeout_s: float, what: str,
+                   since: int | None = None) -> dict[str, Any]:
+        """The newest log entry matching, among those this process wrote (the log may hold
+        an earlier process's entries: those before ``since``, default where it started)."""
+        first = self.log_lines_at_start if since is None else since
+
         def found() -> dict[str, Any] | None:
             if self.process.poll() is not None:
                 output = self.config.with_suffix(".out").read_text()[-2000:]
                 raise AssertionError(f"watch exited {self.process.returncode}: {output}")
-            return next((e for e in reversed(self.entries()) if match(e)), None)
+            return next((e for e in reversed(self.entries()[first:]) if match(e)), None)
 
         return wait_for(found, timeout_s, what)
 
