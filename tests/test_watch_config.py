@@ -130,3 +130,19 @@ actuators:
     assert problems[0].startswith("t.yaml:3: actuators[0].url: bad template")
     assert problems[1].startswith("t.yaml:3: actuators[0].body: bad template")
     assert problems[2].startswith("t.yaml:4: actuators[1].argv[2]: bad template")
+
+
+def test_cli_exit_codes_in_a_real_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("interval_s: 1\nsources: []\n")
+    done = subprocess.run([sys.executable, "-m", "paystab", "watch", "validate", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{bad}:1: interval_s" in done.stderr and f"{bad}:2: sources" in done.stderr
+    assert "Traceback" not in done.stderr
+    missing = subprocess.run([sys.executable, "-m", "paystab", "watch"], capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 2 and "--config" in missing.stderr
