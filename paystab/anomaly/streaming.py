@@ -19,9 +19,13 @@ as normal before it is reported. After an alarm the series is **settling** for
 new regime becomes the baseline (one report per change, not one per point). A spike
 followed by a shift is one anomaly. The first ``warmup_points`` only learn.
 
-Measured (``python -m benchmarks generic_detectors``, a labelled corpus of 5-minute series
-scored the NAB way): see that benchmark's docstring and docs/watch.md for the numbers.
-Costs a few microseconds per point in pure Python; no import of PyOD or numpy.
+Measured (``python -m benchmarks generic_detectors``: 60 labelled week-long 5-minute series
+scored the NAB way, 0 = never fires, 100 = perfect): 67.4 on the held-out seed against
+ecod 24.2, hbos 5.3, iforest 0.3 (the thresholds were tuned on another seed). Tried and
+dropped: learning the daily profile online from the first point (the level chases the
+cycle and the profile inherits that lag: 22 → 53 once the first day was learning-only, 74
+once the first day's profile was taken against the day's mean and smoothed). About 8 µs
+of CPU per point in pure Python; no import of PyOD or numpy.
 """
 
 from __future__ import annotations
