@@ -247,3 +247,34 @@ def test_admin_api_with_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
         assert service.admin.pins == {"a": "in"}
     finally:
         service.stop()
+
+
+def test_alertmanager_webhook_drains_through_safety_and_actuators(recorder: Recorder) -> None:
+    config = config_from_text(BASE + "admin: {listen: '127.0.0.1:0'}\n"
+                              f"actuators: [{{kind: webhook, url: '{recorder.url}/{{provider}}/"
+                              "{action}'}]\n")
+    service = WatchService(config)
+    service.start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def post(status: str) -> dict[str, Any]:
+        payload = {"version": "4", "status": status, "alerts": [
+            {"status": status, "labels": {"alertname": "PaystabProviderFailureRateCritical",
+                                          "provider": "a"},
+             "annotations": {"summary": "a fails"}},
+            {"status": status, "labels": {"alertname": "Other"}}]}
+        request = urllib.request.Request(service.server.url + "/alerts", method="POST",
+                                         data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with opener.open(request, timeout=5) as response:
+            return dict(json.loads(response.read()))
+
+    try:
+        answer = post("firing")
+        assert answer == {"drained": [{"provider": "a", "action": "drain"}], "resolved": [],
+                          "ignored": 1}
+        wait_for(lambda: "/a/drain" in recorder.paths(), 10, "the webhook actuator")
+        assert service.controller.state("a") == "drained"
+        assert post("resolved")["resolved"] == ["a"]
+    finally:
+        service.stop()

@@ -1,5 +1,9 @@
-"""watch's own HTTP API: ``GET /metrics``, ``GET /healthz``, ``GET /state``, and the pins
-``PUT /pins/{provider}`` with ``{"pin": "in"|"out"}`` and ``DELETE /pins/{provider}``.
+"""watch's own HTTP API: ``GET /metrics``, ``GET /healthz``, ``GET /state``, the pins
+``PUT /pins/{provider}`` with ``{"pin": "in"|"out"}`` and ``DELETE /pins/{provider}``, and
+``POST /alerts``: Alertmanager's webhook (payload version 4, parsed by
+:func:`paystab.anomaly.webhook.parse_payload`). A firing alert with a ``provider`` label
+drains it through the controller — and so through safety and the actuators, detector
+``alertmanager`` — until the alert resolves; a resolved one lets the controller probe it.
 
 It listens on loopback unless a token is configured (``admin.token_env``); with a token,
 every request but /healthz and /metrics must carry ``Authorization: Bearer <token>``.
@@ -121,11 +125,43 @@ def _handler(admin: AdminServer) -> type[BaseHTTPRequestHandler]:
                 service.admin.pin(provider, value)
             self._send(200, {"provider": provider, "pin": service.admin.pins.get(provider)})
 
+        def _alerts(self) -> None:
+            from paystab.anomaly.webhook import MAX_BODY, parse_payload
+
+            if not self._authorised():
+                self._send(401, {"error": "bearer token required"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length <= 0 or length > MAX_BODY:
+                self._send(400 if length <= 0 else 413, {"error": "body size"})
+                return
+            try:
+                actions, ignored = parse_payload(self.rfile.read(length))
+            except ValueError as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            drained, resolved = [], []
+            for action in actions:
+                if action.firing:
+                    event = service.controller.drain(action.provider, "alertmanager",
+                                                     action.reason, wait_for_resolve=True)
+                    if event is not None:
+                        drained.append({"provider": action.provider, "action": event.action})
+                else:
+                    service.controller.resolve(action.provider)
+                    resolved.append(action.provider)
+            service.record({"event": "alerts", "drained": drained, "resolved": resolved,
+                            "ignored": ignored})
+            self._send(200, {"drained": drained, "resolved": resolved, "ignored": ignored})
+
         def do_PUT(self) -> None:
             self._pin("set")
 
         def do_POST(self) -> None:
-            self._pin("set")
+            if self.path.split("?")[0] == "/alerts":
+                self._alerts()
+            else:
+                self._pin("set")
 
         def do_DELETE(self) -> None:
             self._pin(None)
