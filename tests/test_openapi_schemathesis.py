@@ -106,7 +106,11 @@ def test_schemathesis_finds_nothing_against_the_live_gateway(tmp_path: Path) -> 
         assert run.returncode == 0, output
         assert "Stateful" in run.stdout and "API Links" in run.stdout, output
         summary = json.loads(report.read_text())
-        assert summary, output
+        assert summary["failures"] == [] and summary["errors"] == [], output
+        assert summary["operations"]["tested"] == summary["operations"]["total"] >= 9, output
+        assert {name: p["status"] for name, p in summary["phases"].items()} == {
+            "examples": "success", "coverage": "success", "fuzzing": "success", "stateful": "success"}, output
+        assert summary["test_cases"]["generated"] >= 500, output
     finally:
         stack.stop()
     log = (tmp_path / "data" / "gateway.log").read_text(errors="replace")
