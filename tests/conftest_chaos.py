@@ -339,6 +339,9 @@ def web_container(docker_engine: Any, host_image: str) -> Iterator[tuple[Any, st
 
 
 # -- real payment traffic to one provider, in its own dialect ------------------------------
+CARD_ALPHA_DIALECT = "stripe"  # what card-alpha speaks (stack/catalog.py)
+
+
 def charge(url: str, dialect: str, timeout: float = 1.0) -> tuple[str, float]:
     """One card charge sent straight to a provider: (unified code or failure, seconds).
 
@@ -357,11 +360,16 @@ def charge(url: str, dialect: str, timeout: float = 1.0) -> tuple[str, float]:
     call = speaker.charge_call(ChargeRequest(
         idempotency_key=key, payment_id=f"pay_{key[:12]}", amount=1999, currency="JPY",
         method="card", country="JP", card=Card("4242424242424242", 12, 2030, "123")))
+    headers = dict(call.headers)
+    auth, secret = getattr(speaker, "client_auth_headers", None), getattr(
+        speaker, "default_secret", None)
+    if auth is not None and secret:  # e.g. stripe's bearer key (the simulator's default)
+        headers.update(auth(secret))
     parsed = urllib.parse.urlsplit(url)
     start = time.monotonic()
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
     try:
-        conn.request(call.method, call.path, body=call.body or None, headers=call.headers)
+        conn.request(call.method, call.path, body=call.body or None, headers=headers)
         response = conn.getresponse()
         body = response.read()
         answer = speaker.parse_charge(response.status, response.getheader("Content-Type", ""),
@@ -395,7 +403,7 @@ class ProviderProcess:
         self.wait_up()
 
     def wait_up(self, timeout_s: float = 30.0) -> None:
-        wait_for(lambda: charge(self.url, "alpha", 2.0)[0] == "approved", timeout_s,
+        wait_for(lambda: charge(self.url, CARD_ALPHA_DIALECT, 2.0)[0] == "approved", timeout_s,
                  f"provider {self.name} to answer")
 
     def faults(self) -> list[Any]:

@@ -26,6 +26,7 @@ from paystab.chaos.registry import fault_class, kinds
 from paystab.chaos.session import FaultSession
 from tests.conftest import RunningStack
 from tests.conftest_chaos import (
+    CARD_ALPHA_DIALECT,
     ProviderProcess,
     ProxyServerProcess,
     charge,
@@ -105,7 +106,7 @@ def bravo_proxy(stack: RunningStack, proxy_server: ProxyServerProcess) -> str:
 def _observe(case: Case, stack: RunningStack, bravo_proxy: str) -> tuple[str, float]:
     if case.via == "proxy":
         return charge(bravo_proxy, "bravo", case.timeout_s)
-    return charge(stack.endpoints.providers["card-alpha"].url, "alpha", case.timeout_s)
+    return charge(stack.endpoints.providers["card-alpha"].url, CARD_ALPHA_DIALECT, case.timeout_s)
 
 
 def _matches(effect: str, outcome: str, seconds: float) -> bool:
@@ -193,7 +194,7 @@ def provider_container(docker_engine: Any, host_image: str,
         "-m", "paystab", "provider", "card-alpha", "--port", str(port), "--admin-port",
         str(admin), "--data-dir", "/tmp/psp"])
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: charge(url, "alpha")[0] == "approved", 30, "the containerised provider")
+    wait_for(lambda: charge(url, CARD_ALPHA_DIALECT)[0] == "approved", 30, "the containerised provider")
     yield container, url
     remove_container(docker_engine, name)
 
@@ -219,9 +220,9 @@ def test_docker_faults_on_a_containerised_provider(state: Path,
             container.reload()
             assert container.attrs["State"]["StartedAt"] != started
         else:
-            outcome = wait_for(lambda: (o := charge(url, "alpha", 0.5)[0]) == effect and o, 15,
+            outcome = wait_for(lambda: (o := charge(url, CARD_ALPHA_DIALECT, 0.5)[0]) == effect and o, 15,
                                f"{effect} from the client")
             assert outcome == effect
-    wait_for(lambda: charge(url, "alpha")[0] == "approved", 30, "the provider to answer again")
+    wait_for(lambda: charge(url, CARD_ALPHA_DIALECT)[0] == "approved", 30, "the provider to answer again")
     container.reload()
     assert container.status == "running" and Journal().entries() == []
