@@ -12,7 +12,7 @@ import pytest
 from paystab.anomaly.base import Detection
 from paystab.anomaly.controller import ControllerConfig, FailoverController, FailoverEvent
 from paystab.anomaly.corpus import RequestEpisode, request_rounds
-from paystab.anomaly.ensemble import default_policy
+from paystab.anomaly.ensemble import EnsemblePolicy, default_policy
 from paystab.anomaly.hang import HangConfig, HangDetector
 from paystab.anomaly.latency import LatencyDetector
 from paystab.collector.series import Sample, with_peer_context
@@ -177,27 +177,46 @@ def test_controller_drains_a_hung_provider_and_nothing_else() -> None:
     assert admin.calls[0] == ("drain", "psp-a")
 
 
+class _SlowEveryone:
+    """A detector less careful than ours: from ``at`` on, every provider is "hung"."""
+
+    name = "hang"
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.fired: set[str] = set()
+
+    def update(self, sample: Sample) -> Detection | None:
+        if sample.time < self.at or sample.provider in self.fired:
+            return None
+        self.fired.add(sample.provider)
+        return Detection(sample.provider, self.name, sample.time, 1.5, "oldest in-flight 0.9s")
+
+    def reset(self, provider: str | None = None) -> None:
+        self.fired.clear()
+
+
+def _steady(t: float, lag: float = 0.0) -> list[Sample]:
+    return [Sample(t, p, attempts=10, inflight=5.0, interval_s=0.1, loop_lag_s=lag)
+            for p in PEERS]
+
+
 def test_controller_holds_what_the_host_explains() -> None:
-    ctl, admin, events = _controller()
-    rounds = _rounds(np.random.default_rng(4), 100, 20.0)
-    _feed(ctl, rounds)
-    t = rounds[-1][0].time
-    # every provider's hang detector fires at once (say a detector less careful than ours)
-    for p in PEERS:
-        ctl.on_detection(Detection(p, "hang", t, 1.5, "oldest in-flight 0.9s"))
-    _feed(ctl, [[Sample(t + 0.1 * k, p, attempts=10, inflight=5.0, interval_s=0.1)
-                 for p in PEERS] for k in range(1, 5)])
+    admin = _Admin()
+    events: list[FailoverEvent] = []
+    policy = EnsemblePolicy({"hang": _SlowEveryone(at=2.0)}, [("hang",)])
+    ctl = FailoverController(admin, policy, ControllerConfig(),  # type: ignore[arg-type]
+                             on_event=events.append)
+    for k in range(1, 40):
+        ctl.on_samples(_steady(k * 0.1))
     assert not admin.calls, "no drain when every provider is slow together"
     holds = [e for e in events if e.action == "hold"]
-    assert holds and "other providers were anomalous at the same time" in holds[0].reason
+    assert {e.provider for e in holds} == set(PEERS)
+    assert "other providers were anomalous at the same time" in holds[0].reason
     # the loop lags: a lone latency detection is the loop's, not the provider's
     ctl, admin, events = _controller()
-    t += 1.0
-    _feed(ctl, [[Sample(t, p, attempts=10, inflight=5.0, interval_s=0.1, loop_lag_s=0.5)
-                 for p in PEERS]])
-    ctl.on_detection(Detection("psp-c", "latency", t, 1.2, "p50 300 ms"))
-    _feed(ctl, [[Sample(t + 0.1 * k, p, attempts=10, inflight=5.0, interval_s=0.1,
-                        loop_lag_s=0.5) for p in PEERS] for k in range(1, 5)])
+    ctl.on_samples(_steady(1.0, lag=0.5))
+    ctl.on_detection(Detection("psp-c", "latency", 1.0, 1.2, "p50 300 ms"))
     assert not admin.calls
     assert any("event loop lags" in e.reason for e in events if e.provider == "psp-c")
 
@@ -209,3 +228,42 @@ def test_controller_still_never_drains_the_last_healthy_provider() -> None:
     assert [c for c in admin.calls if c[0] == "drain"] == [("drain", p) for p in
                                                            list(PEERS)[:-1]]
     assert events[-1].action == "degrade"
+
+
+def test_controller_judges_a_round_as_a_whole() -> None:
+    """An overloaded host times out attempts at every provider in the same round: the
+    failure-rate detector alarms for several at once, and nobody is drained."""
+    ctl, admin, events = _controller()
+    rng = np.random.default_rng(6)
+
+    def round_at(t: float, failing: set[str]) -> list[Sample]:
+        out = []
+        for p in PEERS:
+            failures = int(rng.binomial(20, 0.4 if p in failing else 0.005))
+            out.append(Sample(t, p, attempts=20, failures=failures,
+                              timeouts=failures if p in failing else 0, interval_s=0.1,
+                              p50_ms=80.0, inflight=4.0, oldest_inflight_age_s=0.1))
+        return out
+
+    t = 0.0
+    for _ in range(3000):  # 5 minutes of healthy traffic at 200/s each
+        t = round(t + 0.1, 1)
+        ctl.on_samples(round_at(t, set()))
+    for _ in range(30):  # every provider times out 40 % of its attempts
+        t = round(t + 0.1, 1)
+        ctl.on_samples(round_at(t, set(PEERS)))
+    assert {d.provider for d in ctl.detections} == set(PEERS)
+    assert not admin.calls
+    assert {e.provider for e in events if e.action == "hold"} == set(PEERS)
+    # one provider alone failing with errors (no timeouts elsewhere) is drained
+    ctl2, admin2, _ = _controller()
+    for _ in range(3000):
+        t = round(t + 0.1, 1)
+        ctl2.on_samples(round_at(t, set()))
+    for _ in range(30):
+        t = round(t + 0.1, 1)
+        samples = round_at(t, {"psp-b"})
+        ctl2.on_samples([s if s.provider != "psp-b" else Sample(
+            s.time, s.provider, attempts=s.attempts, failures=s.failures, interval_s=0.1,
+            p50_ms=80.0, inflight=4.0, oldest_inflight_age_s=0.1) for s in samples])
+    assert admin2.calls[:1] == [("drain", "psp-b")]

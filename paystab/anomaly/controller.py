@@ -23,9 +23,11 @@ why) instead:
   ``host_lag_s`` or more (the sampler carries the gauge into every sample): a blocked loop
   makes every provider look slow;
 * any detection while at least ``host_share`` of the other providers carrying traffic were
-  detected too within ``host_window_s``: every provider anomalous together is the host,
-  the network or the load generator — draining one would only move its traffic onto the
-  others. (A region outage of 3 wallets among 8 providers stays below that share.)
+  detected too, or timed out attempts, within ``host_window_s``: every provider anomalous
+  together is the host, the network or the load generator — draining one would only move
+  its traffic onto the others. (A region outage of 3 wallets among 8 providers, with error
+  bursts and no timeouts elsewhere, stays below that share.) Decisions are taken once a
+  whole round of samples is in, so the providers of one round are judged together.
 
 A slowness decision waits ``host_confirm_s`` (two or three 100 ms rounds) before it is acted
 on, so the peers of a host-wide event have time to show it; a real hang is still drained well
@@ -116,6 +118,7 @@ class FailoverController:
     _tracks: dict[str, _Track] = field(default_factory=dict)
     _round: dict[str, Sample] = field(default_factory=dict)  # the latest sample per provider
     _detected_at: dict[str, float] = field(default_factory=dict)
+    _timeout_at: dict[str, float] = field(default_factory=dict)
     _pending: dict[str, tuple[Decision, float]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _metrics: tuple[Counter, Counter, Gauge] | None = None
@@ -148,6 +151,9 @@ class FailoverController:
             samples = list(samples)
             for sample in samples:
                 self._round[sample.provider] = sample
+                if sample.timeouts > 0:
+                    self._timeout_at[sample.provider] = sample.time
+            decisions = []
             for sample in samples:
                 latest = sample.time if latest is None else max(latest, sample.time)
                 track = self._track(sample.provider)
@@ -159,16 +165,21 @@ class FailoverController:
                 found, decision = self.policy.feed(sample)
                 self._record(found)
                 if decision is not None:
-                    self._decide(decision)
+                    decisions.append(decision)
+            # decided once the whole round is known: detections of several providers in one
+            # round are one host-wide event, not a drain of whichever came first
+            for decision in decisions:
+                self._decide(decision)
             self.tick(latest if latest is not None else self.clock())
 
     def on_detection(self, detection: Detection) -> None:
-        """A detection from elsewhere (another process, a test): apply the policy."""
+        """A detection from elsewhere (another process, a test): apply the policy. Its
+        source confirmed it, so it is acted on at once (host-wide checks still apply)."""
         with self._lock:
             self._record([detection])
             decision = self.policy.note(detection)
-            if decision is not None:
-                self._decide(decision)
+            if decision is not None and self._track(decision.provider).phase != "drained":
+                self._act(decision, decision.at)
 
     def drain(self, provider: str, detector: str, reason: str, at: float | None = None,
               wait_for_resolve: bool = False) -> FailoverEvent | None:
@@ -240,7 +251,8 @@ class FailoverController:
                   if p != provider and (s.attempts > 0 or s.inflight > 0)
                   and self._track(p).phase != "drained"]
         also = [p for p in others
-                if now - self._detected_at.get(p, -math.inf) <= cfg.host_window_s]
+                if now - max(self._detected_at.get(p, -math.inf),
+                             self._timeout_at.get(p, -math.inf)) <= cfg.host_window_s]
         if others and also and len(also) >= cfg.host_share * len(others):
             return (f"{len(also)} of {len(others)} other providers were anomalous at the same "
                     f"time ({', '.join(sorted(also))}): the host, not {provider}")

@@ -20,6 +20,14 @@ interval's evidence is the *smaller* of two shifts — against the provider's ow
 and of its ratio to its peers against the usual ratio. A provider slower on its own moves
 both; every provider slower together (a busy host) moves only the first, so it adds
 nothing. The ratio's baseline is learned like the quantile's.
+
+A busy host does not only multiply latencies, it also *adds* to them (queueing in the
+gateway: under a flash sale on a loaded machine every p50 converged to ~500 ms, a 29 ms
+provider and a 90 ms one alike, and the ratio test alone flagged the fast one). So a third
+shift is taken, and the smallest of the three counts: the provider's latency minus the
+median excess of its peers over their own baselines (their latest samples, fed to this same
+detector). A real slowdown of one provider survives all three; a host that multiplies or
+adds to everyone's latency fails one of them.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ class LatencyConfig:
 
 
 class _State:
-    __slots__ = ("base_log", "n", "n_rel", "rel_log", "s", "start")
+    __slots__ = ("base_log", "last_q_ms", "last_t", "n", "n_rel", "rel_log", "s", "start")
 
     def __init__(self) -> None:
         self.base_log = 0.0
@@ -55,6 +63,8 @@ class _State:
         self.n_rel = 0.0
         self.s = 0.0
         self.start: float | None = None
+        self.last_q_ms = 0.0  # latest quantile net of loop lag, for the peers' excess
+        self.last_t = -math.inf
 
 
 class LatencyDetector:
@@ -97,9 +107,14 @@ class LatencyDetector:
                 st.rel_log += (rel - st.rel_log) * w / (st.n_rel + w)
                 st.n_rel += w
             return None
+        st.last_q_ms, st.last_t = math.exp(log_q), sample.time
         z = log_q - st.base_log
         if rel is not None and st.n_rel >= 0.5 * cfg.warmup_samples:
             z = min(z, rel - st.rel_log)  # slower than its peers, not only than itself
+        excess = self._peers_excess_ms(sample)
+        if excess is not None and excess > 0:
+            q = math.exp(log_q)
+            z = min(z, math.log(max(q - excess, 0.2 * q)) - st.base_log)
         z = max(-cfg.clip, min(cfg.clip, z))
         before = st.s
         st.s = max(0.0, st.s + w * (z - cfg.allowance))
@@ -124,6 +139,18 @@ class LatencyDetector:
             f"{math.exp(st.base_log):.0f} ms{peers}, consistently over several intervals"
         )
         return Detection(sample.provider, self.name, sample.time, score, reason, st.start)
+
+    def _peers_excess_ms(self, sample: Sample) -> float | None:
+        """Median over the other providers (fresh samples, past warm-up) of how far their
+        latest quantile sits above their own baseline, in ms; None without peers."""
+        fresh = sample.time - max(1.0, 3.0 * sample.interval_s)
+        excess = sorted(st.last_q_ms - math.exp(st.base_log) for name, st in self.states.items()
+                        if name != sample.provider and st.last_t >= fresh
+                        and st.n >= self.config.warmup_samples)
+        if not excess:
+            return None
+        mid = len(excess) // 2
+        return excess[mid] if len(excess) % 2 else 0.5 * (excess[mid - 1] + excess[mid])
 
     def reset(self, provider: str | None = None) -> None:
         for name, st in self.states.items():
