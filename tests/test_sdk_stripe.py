@@ -331,6 +331,9 @@ def test_gateway_client_half_charges_looks_up_and_voids(sim: Sim, sdk: ProviderE
             assert (found.code, found.provider_ref) == ("approved", approved.provider_ref)
             assert dialect.parse_status(*await ask(dialect.status_call("g-404"))).code == \
                 LOOKUP_NOT_FOUND
+            quoted = dialect.parse_charge(*await ask(dialect.charge_call(charge("g'5 \\x"))))
+            assert dialect.parse_status(*await ask(dialect.status_call("g'5 \\x"))
+                                        ).provider_ref == quoted.provider_ref
             voided = dialect.parse_void(*await ask(dialect.void_call("g-1",
                                                                      approved.provider_ref)))
             assert voided.code == VOIDED

@@ -317,7 +317,7 @@ async def search_intents(call: RouteCall) -> HttpReply:
                                    "Unsupported search query: use metadata['key']:'value' or "
                                    "status:'value' joined by AND.", "parameter_invalid_string",
                                    "query"))
-        clauses.append((name.strip(), value[1:-1]))
+        clauses.append((name.strip(), value[1:-1].replace("\\'", "'").replace("\\\\", "\\")))
     found = []
     for doc in reversed(state.intents.values()):
         if all(_field(doc, name) == value for name, value in clauses):

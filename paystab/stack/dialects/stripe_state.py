@@ -74,6 +74,7 @@ class StripeState:
         while len(self.intents) > _MAX_OBJECTS:
             old_id, _ = self.intents.popitem(last=False)
             self.confirmations.pop(old_id, None)
+            self.intent_keys.pop(old_id, None)  # intent() finds it again in the book
 
     def remember(self, key: str, fingerprint: str, reply: HttpReply) -> None:
         self.idempotent[key] = IdempotentResult(fingerprint, reply)
