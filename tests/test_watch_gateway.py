@@ -105,3 +105,56 @@ def test_metrics_page_without_paystab_names_is_an_error() -> None:
             ScrapeSource(config.sources[0]).poll(time.time())  # type: ignore[arg-type]
     finally:
         stack.stop()
+
+
+@pytest.mark.slow
+def test_gateway_exporting_otlp_to_watch_with_the_paystab_preset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "watch.yaml"
+    config.write_text("""\
+interval_s: 500ms
+sources:
+  - kind: otlp
+    listen: 127.0.0.1:0
+    preset: paystab
+detectors: {failure_rate: {warmup_attempts: 30}}  # a test's few attempts per provider
+failover: {when: [[failure_rate]], cooldown_s: 1h}
+admin: {listen: '127.0.0.1:0'}
+dry_run: true
+decision_log: decisions.jsonl
+""")
+    watch = WatchProcess(config, tmp_path / "decisions.jsonl")
+    stack = None
+    load = None
+    try:
+        otlp_url = watch.started()["sources_urls"]["otlp"]
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_url)
+        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+        (tmp_path / "stack").mkdir()
+        stack = RunningStack(tmp_path / "stack")
+        endpoints = stack.endpoints
+        load = BoundedLoad(endpoints.gateway_url, rate_per_s=60, max_s=90).start()
+
+        def attempts_seen() -> int:
+            providers = _state(watch).get("providers", {})
+            return sum(1 for p in providers.values() if (p.get("last") or {}).get("attempts"))
+
+        wait_for(lambda: attempts_seen() >= 3, 40, "attempt counts from the gateway's OTLP")
+        target = sorted(n for n, p in endpoints.providers.items() if "card" in p.methods)[0]
+        assert endpoints.provider_admin_url
+        _http_json(f"{endpoints.provider_admin_url.rstrip('/')}/admin/providers/{target}/faults",
+                   {"type": "error_burst", "ratio": 1.0, "error": "server_error"},
+                   token=endpoints.admin_token)
+        would = watch.wait_entry(lambda e: e.get("event") == "would_drain", 60, "a decision")
+        assert would["provider"] == target
+        # spans are sampled (failures always kept): counts come from the metrics, so no
+        # provider without a fault was judged failing
+        assert {e["provider"] for e in watch.entries() if e.get("event") == "would_drain"} \
+            == {target}
+    finally:
+        if load is not None:
+            load.stop()
+        if stack is not None:
+            stack.stop()
+        watch.stop()

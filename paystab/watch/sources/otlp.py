@@ -14,8 +14,11 @@ error attribute is set and is not a customer decline. Presets:
   metrics ``http.client.request.duration`` (histogram: its count is attempts) and
   ``http.client.active_requests``.
 
-Counts come from spans when a provider has any, else from metric points (never both: the
-same attempt would count twice). ``poll`` hands out what arrived since the previous poll;
+Counts come from metric points when a provider's attempts arrive as metrics, else from
+spans (never both: the same attempt would count twice). Metrics win because spans are often
+sampled — paystab's gateway keeps every failed attempt's span but only a share of the
+successes, so span counts would overstate its failure ratio; spans still give latency.
+``poll`` hands out what arrived since the previous poll;
 nothing at all for ``stale_after_s`` is a :class:`SourceError`. Parsing is one pass over the
 attributes of each span, in the request thread; the aggregate is a few numbers per provider.
 """
@@ -80,6 +83,7 @@ class _Bucket:
     latencies_s: list[float] = field(default_factory=list)
     metric_attempts: float = 0.0
     metric_failures: float = 0.0
+    metric_timeouts: float = 0.0
 
 
 def _any_value(value: Any) -> Any:
@@ -100,7 +104,7 @@ class Aggregator:
         self._buckets: dict[str, _Bucket] = {}
         self._gauges: dict[str, dict[str, float]] = {}  # provider -> {inflight, age}
         self._cumulative: dict[tuple[str, str, bool], float] = {}
-        self._span_providers: set[str] = set()
+        self._metric_providers: set[str] = set()  # providers whose attempts come as metrics
         self.last_data_at: float | None = None
         self.newest_data_s: float = 0.0  # unix s of the newest span end / point
         self.spans_total = 0
@@ -141,7 +145,6 @@ class Aggregator:
                     b.failures += 1
                     if m.timeout.search(error):
                         b.timeouts += 1
-                self._span_providers.add(provider)
             if rows:
                 self._seen(newest / 1e9)
             self.spans_total += len(rows)
@@ -193,20 +196,25 @@ class Aggregator:
                 value = float(point.count)
                 error = self._attr(point.attributes, m.error)
                 failed = error is not None and self._failed(error)
+                timed_out = failed and error is not None and bool(m.timeout.search(error))
             else:
                 value = point.as_double if point.HasField("as_double") else float(point.as_int)
                 flag = m.metric_failed
                 failed = flag is not None and self._attr(point.attributes, flag[0]) == flag[1]
+                timed_out = failed and self._attr(point.attributes, "error_type") == "timeout"
             series = (provider, repr(sorted((kv.key, str(_any_value(kv.value)))
                                             for kv in point.attributes)), failed)
             if cumulative:
                 before = self._cumulative.get(series)
                 self._cumulative[series] = value
                 value = 0.0 if before is None else (value if value < before else value - before)
+            self._metric_providers.add(provider)
             b = self._buckets.setdefault(provider, _Bucket())
             b.metric_attempts += value
             if failed:
                 b.metric_failures += value
+            if timed_out:
+                b.metric_timeouts += value
         return len(data.data_points)
 
     @staticmethod
@@ -221,15 +229,16 @@ class Aggregator:
         with self._lock:
             buckets, self._buckets = self._buckets, {}
             gauges = {p: dict(g) for p, g in self._gauges.items()}
-            span_providers = set(self._span_providers)
+            metric_providers = set(self._metric_providers)
         out = []
         for provider in sorted(set(buckets) | set(gauges)):
             b = buckets.get(provider, _Bucket())
             g = gauges.get(provider, {})
-            if provider in span_providers:
-                attempts, failures, timeouts = b.attempts, b.failures, b.timeouts
+            if provider in metric_providers:
+                attempts, failures = round(b.metric_attempts), round(b.metric_failures)
+                timeouts = round(b.metric_timeouts)
             else:
-                attempts, failures, timeouts = round(b.metric_attempts), round(b.metric_failures), 0
+                attempts, failures, timeouts = b.attempts, b.failures, b.timeouts
             q: list[float | None] = [None, None, None]
             if b.latencies_s:
                 ordered = sorted(b.latencies_s)
