@@ -16,8 +16,8 @@ import pytest
 from paystab.drill.cli_run import check_output_paths
 from paystab.exceptions import InvalidInput
 from paystab.report.base import renderer, write_text
-from paystab.report.demo import demo_variants
 from paystab.report.junit import render_many
+from tests.report_demo import demo_variants
 
 
 def test_one_junit_document_holds_a_testsuite_per_drill() -> None:

@@ -19,10 +19,10 @@ from rich.live import Live
 from paystab.cli.report_cmds import report_command
 from paystab.exceptions import Aborted, InvalidInput, VerdictFailed
 from paystab.report.base import renderer, renderer_names, write_report
-from paystab.report.demo import demo_variants
 from paystab.report.live import ActiveFault, LiveSnapshot, LiveView, ProviderState, render_live
 from paystab.report.model import DetectionRecord, Report
 from paystab.report.schema import SCHEMA_V1, load_report, schema_problems
+from tests.report_demo import demo_variants
 
 DESIGN_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "design" / "report.schema.json"
 VARIANTS = demo_variants()

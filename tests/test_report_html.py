@@ -23,9 +23,9 @@ from typing import ClassVar
 import pytest
 
 from paystab.report.base import renderer, write_report
-from paystab.report.demo import demo_variants
 from paystab.report.model import DetectionRecord, Report
 from tests.conftest import require
+from tests.report_demo import demo_variants
 
 VARIANTS = demo_variants()
 

@@ -8,7 +8,6 @@ import pytest
 
 from paystab import slo
 from paystab.loadtest.records import CheckoutRecord
-from paystab.report.demo import demo_report
 from paystab.report.model import (
     DetectionRecord,
     FailoverRecord,
@@ -20,6 +19,7 @@ from paystab.report.model import (
     SloTargets,
 )
 from paystab.slo import RequestSample
+from tests.report_demo import demo_report
 
 
 def steady(seconds: int, rate: int = 10, latency: float = 50.0) -> list[RequestSample]:
