@@ -20,7 +20,7 @@ import json
 import random
 import secrets
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from paystab.stack.dialects.base import HttpReply
 
@@ -142,30 +142,55 @@ def error(status: int, kind: str, message: str, code: str | None = None,
     return reply(status, {"error": body})
 
 
+def _unquote(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
+
+
+def _pairs(body: bytes | str) -> list[tuple[str, str]]:
+    """``parse_qsl`` for forms, about twice as fast on bracket-heavy Stripe bodies."""
+    try:
+        text = body.decode() if isinstance(body, bytes) else body
+        pairs = []
+        for part in text.split("&"):
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(part)
+            key = key.replace("%5B", "[").replace("%5D", "]").replace("%5b", "[").replace(
+                "%5d", "]")
+            pairs.append((_unquote(key), _unquote(value)))
+        return pairs
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError("the request body is not application/x-www-form-urlencoded") from None
+
+
 def decode_form(body: bytes | str, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """A form body in bracket notation as nested dicts and lists; ValueError if unreadable."""
-    if pairs is None:
-        try:
-            text = body.decode() if isinstance(body, bytes) else body
-            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
-        except (UnicodeDecodeError, ValueError):
-            raise ValueError("the request body is not application/x-www-form-urlencoded") from None
     root: dict[str, Any] = {}
-    for key, value in pairs:
+    nested = False
+    for key, value in (_pairs(body) if pairs is None else pairs):
+        if "[" not in key:
+            root[key] = value
+            continue
+        nested = True
         name, _, rest = key.partition("[")
-        parts = [name] + ([p.rstrip("]") for p in ("[" + rest).split("[")[1:]] if rest else [])
+        parts = [name, *(p.rstrip("]") for p in rest.split("["))]
         node = root
         for index, part in enumerate(parts):
-            last = index == len(parts) - 1
             if part == "":  # a[] = append
                 part = str(len(node))
-            if last:
+            if index == len(parts) - 1:
                 node[part] = value
             else:
                 child = node.setdefault(part, {})
                 if not isinstance(child, dict):
                     raise ValueError(f"parameter {key} mixes a value and a hash")
                 node = child
+    if not nested:
+        return root
     result: dict[str, Any] = _listify(root)
     return result
 
