@@ -105,7 +105,8 @@ def bravo_proxy(stack: RunningStack, proxy_server: ProxyServerProcess) -> str:
 
 def _observe(case: Case, stack: RunningStack, bravo_proxy: str) -> tuple[str, float]:
     if case.via == "proxy":
-        return charge(bravo_proxy, "bravo", case.timeout_s)
+        return charge(bravo_proxy, stack.endpoints.providers["card-bravo"].dialect,
+                      case.timeout_s)
     return charge(stack.endpoints.providers["card-alpha"].url, CARD_ALPHA_DIALECT, case.timeout_s)
 
 
