@@ -375,3 +375,19 @@ def test_webhook_reorder_and_delay(sim: Sim) -> None:
                                        payment_method="pm_card_visa", confirm=True)
     assert sim.events(lambda d: d["data"]["object"].get("id") == late.id)
     assert time.monotonic() - sent >= 0.3  # behaviour, not timing: it cannot come earlier
+
+
+def test_bracket_notation_forms() -> None:
+    from urllib.parse import urlencode
+
+    from paystab.stack.dialects.stripe_wire import decode_form
+
+    body = urlencode({"amount": "5", "metadata[order id]": "a b&c=d", "expand[0]": "x",
+                      "expand[1]": "y", "tags[]": "t", "pmd[card][number]": "4242"}).encode()
+    assert decode_form(body) == {"amount": "5", "metadata": {"order id": "a b&c=d"},
+                                 "expand": ["x", "y"], "tags": ["t"],
+                                 "pmd": {"card": {"number": "4242"}}}
+    assert decode_form(b"") == {}
+    for bad in (b"novalue", b"\xff=1", b"a=1&a[b]=2"):
+        with pytest.raises(ValueError):
+            decode_form(bad)

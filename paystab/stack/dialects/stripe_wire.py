@@ -170,18 +170,20 @@ def _pairs(body: bytes | str) -> list[tuple[str, str]]:
 def decode_form(body: bytes | str, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """A form body in bracket notation as nested dicts and lists; ValueError if unreadable."""
     root: dict[str, Any] = {}
-    nested = False
+    lists = False  # only then are hashes with numeric keys turned into lists
     for key, value in (_pairs(body) if pairs is None else pairs):
         if "[" not in key:
             root[key] = value
             continue
-        nested = True
         name, _, rest = key.partition("[")
         parts = [name, *(p.rstrip("]") for p in rest.split("["))]
         node = root
         for index, part in enumerate(parts):
             if part == "":  # a[] = append
                 part = str(len(node))
+                lists = True
+            elif part[0].isdigit():
+                lists = True
             if index == len(parts) - 1:
                 node[part] = value
             else:
@@ -189,7 +191,7 @@ def decode_form(body: bytes | str, pairs: list[tuple[str, str]] | None = None) -
                 if not isinstance(child, dict):
                     raise ValueError(f"parameter {key} mixes a value and a hash")
                 node = child
-    if not nested:
+    if not lists:
         return root
     result: dict[str, Any] = _listify(root)
     return result
