@@ -185,3 +185,12 @@ def test_rate_limit_maintenance_and_fail_first(sim: SimThread) -> None:
     flaky = payment("mp-flaky", paystabFailTimes="2:rate_limited")
     codes = [paypay.Payment.create(flaky)["resultInfo"]["code"] for _ in range(3)]
     assert codes == ["RATE_LIMIT", "RATE_LIMIT", "SUCCESS"]
+
+
+def test_ids_that_need_percent_encoding(sim: SimThread) -> None:
+    paypay = client(sim)
+    created = paypay.Payment.create(payment("order 42 ä"))
+    assert created["resultInfo"]["code"] == "SUCCESS"
+    details = paypay.Payment.get_payment_details("order 42 ä")
+    assert details["resultInfo"]["code"] == "SUCCESS"  # signed unencoded, sent encoded
+    assert details["data"]["merchantPaymentId"] == "order 42 ä"

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from urllib.parse import unquote
 
 PREFIX = "hmac OPA-Auth:"
 MAX_SKEW_S = 120
@@ -72,7 +73,11 @@ def verify(header: str, method: str, path: str, content_type: str, body: bytes,
         signed_type = "empty"
         if hashed != "empty":
             return "body hash must be 'empty' for a request without a body"
-    expected = mac(secret, path.partition("?")[0], method, nonce, epoch, signed_type, hashed)
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        return "signature does not match"
-    return None
+    # The SDK signs the path as the merchant wrote it; the HTTP client may percent-encode
+    # it on the wire (a merchantPaymentId with a space): either form is the signed one.
+    raw = path.partition("?")[0]
+    for candidate in dict.fromkeys((raw, unquote(raw))):
+        expected = mac(secret, candidate, method, nonce, epoch, signed_type, hashed)
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+    return "signature does not match"
