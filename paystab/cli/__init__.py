@@ -4,7 +4,9 @@ Each area keeps its commands in its own module here (``stack_cmds``, ``chaos_cmd
 with a ``register(group)`` function. Modules import only click at import time: heavy
 dependencies (Locust monkey-patches the process with gevent on import) are imported inside
 the command that needs them. Every :class:`PaystabError` is caught in :func:`main` and
-turned into a message and its exit code.
+turned into a message and its exit code; click's usage errors are rewritten into the same
+``paystab: SOURCE: problem`` style (exit 2). The shared conventions (``--json [FILE|-]``,
+did-you-mean, examples in ``--help``) live in :mod:`paystab.cli.conventions`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import click
 
 from paystab import __version__
+from paystab.cli.conventions import PaystabGroup, add_examples, usage_error_text
 from paystab.exceptions import ExitCode, PaystabError
 
 _COMMAND_MODULES = (
@@ -29,7 +32,7 @@ _COMMAND_MODULES = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PaystabGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="paystab")
 def cli() -> None:
     """Observability and chaos engineering for payment stacks."""
@@ -47,6 +50,7 @@ def _register_all() -> None:
 
 
 _register_all()
+add_examples(cli)
 
 
 def main() -> None:
@@ -58,8 +62,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("paystab: interrupted", err=True)
         sys.exit(int(ExitCode.ABORTED))
+    except click.UsageError as exc:  # one error style: click's usage errors read like ours
+        click.echo(f"paystab: {usage_error_text(exc)}", err=True)
+        sys.exit(int(ExitCode.INVALID_INPUT))
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"paystab: {exc.format_message()}", err=True)
         sys.exit(int(ExitCode.INVALID_INPUT))
     except KeyboardInterrupt:
         click.echo("paystab: interrupted", err=True)

@@ -9,13 +9,13 @@ processes that died. ``chaos proxy`` (the Toxiproxy-compatible server) lives in
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from paystab.cli.conventions import emit_json, json_option
 from paystab.exceptions import Aborted, EnvironmentProblem, InvalidInput
 
 if TYPE_CHECKING:
@@ -113,17 +113,17 @@ def inject(kind: str, target: str, params: tuple[str, ...], duration: str | None
 
 
 @chaos.command("status")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def status(as_json: bool) -> None:
+@json_option()
+def status(json_dest: str | None) -> None:
     """List active faults (from the journal), with their owner process."""
     from paystab.chaos.journal import Journal
 
     journal = Journal()
     entries = journal.entries()
-    if as_json:
+    if json_dest:
         rows = [dict(e.record, uid=e.uid, owner_alive=e.owner_alive, error=e.error)
                 for e in entries]
-        click.echo(json.dumps({"state_dir": str(journal.root), "faults": rows}, indent=2))
+        emit_json({"state_dir": str(journal.root), "faults": rows}, json_dest)
         return
     if not entries:
         click.echo(f"no active faults (journal: {journal.dir})")
@@ -185,20 +185,20 @@ def _check_known(journal: Journal, uids: tuple[str, ...]) -> None:
 
 
 @chaos.command("kinds")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def kinds_command(as_json: bool) -> None:
+@json_option()
+def kinds_command(json_dest: str | None) -> None:
     """List fault kinds, their targets and parameters."""
     from paystab.chaos.registry import kinds
 
     table = kinds()
-    if as_json:
-        click.echo(json.dumps({
+    if json_dest:
+        emit_json({
             name: {"summary": cls.summary,
                    "params": [{"name": p.name, "type": p.type, "help": p.help,
                                "required": p.required, "expected": p.expected(),
                                "default": None if p.required else p.default}
                               for p in cls.params_spec]}
-            for name, cls in table.items()}, indent=2))
+            for name, cls in table.items()}, json_dest)
         return
     for name, cls in table.items():
         click.echo(f"{name:<24} {cls.summary}")
@@ -215,8 +215,8 @@ def runbook() -> None:
 
 
 @runbook.command("list")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def runbook_list(as_json: bool) -> None:
+@json_option()
+def runbook_list(json_dest: str | None) -> None:
     """The bundled runbooks."""
     from paystab.chaos.bundled import DEFAULT_RUNBOOK, bundled_runbooks
     from paystab.chaos.runbook import load_runbook
@@ -232,8 +232,8 @@ def runbook_list(as_json: bool) -> None:
         except InvalidInput as exc:
             rows.append({"name": name, "path": str(path), "faults": [],
                          "description": f"INVALID: {exc.message}", "valid": False})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if json_dest:
+        emit_json(rows, json_dest)
         return
     for row in rows:
         mark = " (default)" if row["name"] == DEFAULT_RUNBOOK else ""

@@ -6,11 +6,12 @@ Bad input is exit 2 naming the CSV line; a Prometheus that does not answer is ex
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import click
+
+from paystab.cli.conventions import check_json_dest, emit_json, json_option
 
 
 def _when(text: str, flag: str) -> float:
@@ -39,7 +40,7 @@ def _when(text: str, flag: str) -> float:
 @click.option("--detector", "detector_names", multiple=True,
               help="Detector name (repeatable). Default: failure_rate (+latency with p95_ms) "
               "for payments, streaming for generic series (ecod, hbos, iforest on request).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option("JSON instead of a table: on stdout (--json, --json -) or into FILE.")
 @click.option("--repair", is_flag=True, help="Drop/sort/clamp bad rows instead of failing.")
 @click.option("--false-alarm-every", default="24h", show_default=True,
               help="failure_rate: at most one false alarm per this much traffic.")
@@ -50,7 +51,8 @@ def _when(text: str, flag: str) -> float:
 @click.option("--start", default="-1h", show_default=True, help="Range start.")
 @click.option("--end", default="now", show_default=True, help="Range end.")
 @click.option("--step", default="15s", show_default=True, help="Range step.")
-def detect(input_path: str | None, fmt: str, detector_names: tuple[str, ...], as_json: bool,
+def detect(input_path: str | None, fmt: str, detector_names: tuple[str, ...],
+           json_dest: str | None,
            repair: bool, false_alarm_every: str, merge_s: str, prometheus: str | None,
            query: str | None, start: str, end: str, step: str) -> None:
     """Find anomalies in a CSV of per-provider counts, any metric series, or a PromQL range."""
@@ -58,6 +60,7 @@ def detect(input_path: str | None, fmt: str, detector_names: tuple[str, ...], as
     from paystab.exceptions import InvalidInput
     from paystab.units import parse_duration_s
 
+    check_json_dest(json_dest)
     try:
         merge = parse_duration_s(merge_s)
         step_s = parse_duration_s(step)
@@ -112,8 +115,8 @@ def detect(input_path: str | None, fmt: str, detector_names: tuple[str, ...], as
     rows = batch.episodes(found, table.iso, merge)
     for note in table.repairs:
         click.echo(f"paystab: repaired {note}", err=True)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if json_dest:
+        emit_json(rows, json_dest)
         return
     _render(rows, names)
 

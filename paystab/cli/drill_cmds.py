@@ -15,7 +15,7 @@ import click
               "(gateway, provider admin URLs, ledgers): lets provider faults and reconciliation reach it.")
 @click.option("--duration", metavar="DURATION", help="Load duration: 30, 30s, 2m, 1h30m (the fault "
               "schedule scales with it; at least the runbook's min_duration).")
-@click.option("--rps", type=click.FloatRange(min=0.1), help="Payments per second.")
+@click.option("--rps", metavar="RATE", help="Payments per second: 200 or 200/s (must be positive).")
 @click.option("--seed", type=int, help="Seed for the payment mix and fault timing.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("paystab-drill"),
               show_default=True, help="Where report.json and report.html go.")
@@ -23,9 +23,10 @@ import click
 @click.option("--no-live", is_flag=True, help="No live view (CI logs).")
 def drill_command(runbooks: tuple[str, ...], target_url: str | None, ready_file: str | None,
                   duration: str | None,
-                  rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
+                  rps: str | None, seed: int | None, out_dir: Path, junit: Path | None,
                   no_live: bool) -> int:
     """Run disaster drills (default: provider-timeout) and judge SLOs and payment invariants."""
+    from paystab.cli.conventions import positive_rate
     from paystab.drill.cli_run import run_drills
     from paystab.exceptions import InvalidInput
     from paystab.units import DURATION_EXPECTED, parse_cli_duration_s
@@ -34,7 +35,8 @@ def drill_command(runbooks: tuple[str, ...], target_url: str | None, ready_file:
         duration_s = None if duration is None else parse_cli_duration_s(duration)
     except ValueError as exc:
         raise InvalidInput(str(exc), source="--duration", expected=DURATION_EXPECTED) from None
-    return run_drills(list(runbooks) or ["provider-timeout"], target_url, duration_s, rps, seed,
+    return run_drills(list(runbooks) or ["provider-timeout"], target_url, duration_s,
+                      positive_rate(rps, "--rps"), seed,
                       out_dir, junit, not no_live, ready_file)
 
 

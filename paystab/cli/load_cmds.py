@@ -9,34 +9,29 @@ process on import) is imported inside the commands only.
 
 from __future__ import annotations
 
-import json
-import math
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
+from paystab.cli.conventions import (
+    check_json_dest,
+    emit_json,
+    json_option,
+    plain_output,
+    positive_rate,
+)
 from paystab.exceptions import Aborted, InvalidInput, VerdictFailed
-from paystab.units import DURATION_EXPECTED, parse_cli_duration_s, parse_rate
+from paystab.outputs import check_output_file
+from paystab.units import DURATION_EXPECTED, parse_cli_duration_s
 
 
 def _rate(value: str | None, source: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        rate = parse_rate(value)
-    except ValueError:
-        raise InvalidInput(f"cannot read {value!r}", source=source,
-                           expected="payments per second, e.g. 200 or 200/s") from None
-    if not rate > 0 or math.isinf(rate):
-        raise InvalidInput(f"{value!r} is not a positive rate", source=source,
-                           expected="a rate > 0, e.g. 200")
-    return rate
+    return positive_rate(value, source)
 
 
 def _seconds(value: str | None, source: str, allow_zero: bool = False) -> float | None:
@@ -82,8 +77,7 @@ def _common_options(fn: Any) -> Any:
                      help="k6-style, repeatable: 'failure_rate<0.005', 'p(99)<500'"),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="payment mix seed (same seed → same payments)"),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                     help="write the result as JSON"),
+        json_option("the result as JSON: on stdout (--json, --json -) or into FILE"),
         click.option("--expected-peak", metavar="N", help="expected peak payments/s"),
         click.option("--no-live", is_flag=True, help="no live view"),
     ]):
@@ -118,7 +112,7 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
          rps: str | None, duration: str | None, params: tuple[str, ...], mix_path: str | None,
          window: str, csv_path: str | None, html_path: str | None, list_profiles: bool,
          users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
-         json_path: str | None, expected_peak: str | None, no_live: bool) -> None:
+         json_dest: str | None, expected_peak: str | None, no_live: bool) -> None:
     """Run checkout load against a payment gateway at an open-model arrival rate.
 
     Thresholds are checked over the whole run and per window: exit 1 names the breach.
@@ -144,6 +138,7 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     window_s = _seconds(window, "--window") or 30.0
     peak = _rate(expected_peak, "--expected-peak")
     _check_processes(processes, plan.users)
+    _check_outputs(json_dest, ("--csv", csv_path), ("--html", html_path))
     url = resolve_target(target, ready_file)
     check_reachable(url)
 
@@ -155,15 +150,26 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
         result = run_load(url, plan=plan, processes=processes, thresholds=list(thresholds),
                           window_s=window_s, live=not no_live, html_path=html_path,
                           preflight=False, expected_peak=peak, stop_event=stop)
-    if json_path:
-        result.write_json(json_path)
     if csv_path:
         write_csv(result.records, csv_path)
-    console.print(result_view(result))
+    if json_dest == "-":
+        emit_json(result.to_json(), json_dest)  # stdout carries the JSON alone
+    else:
+        if json_dest:
+            result.write_json(json_dest)
+        console.print(result_view(result, plain=plain_output()))
     if result.interrupted:
         raise Aborted("the load run was interrupted before it finished")
     if not result.passed:
         raise VerdictFailed(result.breach_message())
+
+
+def _check_outputs(json_dest: str | None, *files: tuple[str, str | None]) -> None:
+    """Every output path checked (folders made) before any load: exit 2 naming the flag."""
+    check_json_dest(json_dest)
+    for flag, path in files:
+        if path:
+            check_output_file(path, flag)
 
 
 def _check_processes(processes: int, users: int | None) -> None:
@@ -191,7 +197,7 @@ def _check_processes(processes: int, users: int | None) -> None:
 @_common_options
 def capacity(target: str | None, ready_file: str | None, start_rps: str, max_rps: str,
              step: str, settle: str, max_time: str, tolerance: float, users: int | None,
-             processes: int, thresholds: tuple[str, ...], seed: int, json_path: str | None,
+             processes: int, thresholds: tuple[str, ...], seed: int, json_dest: str | None,
              expected_peak: str | None, no_live: bool) -> None:
     """Find the highest arrival rate at which the thresholds hold (ramp, then bisect).
 
@@ -219,6 +225,7 @@ def capacity(target: str | None, ready_file: str | None, start_rps: str, max_rps
     if users is not None and users < 1:
         raise InvalidInput(f"users must be >= 1, got {users}", source="--users",
                            expected="a positive integer")
+    _check_outputs(json_dest)
     url = resolve_target(target, ready_file)
     check_reachable(url)
 
@@ -231,9 +238,10 @@ def capacity(target: str | None, ready_file: str | None, start_rps: str, max_rps
             stop_event=stop, start_rps=checked["start_rps"], max_rps=checked["max_rps"],
             step_s=checked["step_s"], settle_s=checked["settle_s"],
             max_time_s=checked["max_time_s"])
-    if json_path:
-        Path(json_path).write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    _console().print(capacity_view(result))
+    if json_dest:
+        emit_json(result.to_json(), json_dest)
+    if json_dest != "-":
+        _console().print(capacity_view(result))
     if result.interrupted:
         raise Aborted("the capacity search was interrupted")
     if not result.passed:

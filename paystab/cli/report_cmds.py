@@ -1,4 +1,4 @@
-"""``paystab report REPORT.json [--html F] [--junit F] [--json F]``: re-render a saved drill.
+"""``paystab report REPORT.json [--html F] [--junit F] [--json [F|-]]``: re-render a saved drill.
 
 Reads a ``report.json`` written by ``paystab drill``, checks it against schema v1 and
 writes the requested formats (see :mod:`paystab.report`); the terminal summary goes to
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 
+from paystab.cli.conventions import STDOUT, emit_json, json_option
 from paystab.exceptions import Aborted, EnvironmentProblem, Inconclusive, VerdictFailed
+from paystab.outputs import check_output_file
 
 
 @click.command("report")
@@ -23,8 +25,8 @@ from paystab.exceptions import Aborted, EnvironmentProblem, Inconclusive, Verdic
               help="Write the self-contained HTML report here.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
               help="Write JUnit XML (one testcase per hypothesis and invariant) here.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False),
-              help="Write the report JSON (normalised, schema v1) here.")
+@json_option("The report JSON (normalised, schema v1): on stdout (--json, --json -; the "
+             "summary then goes to stderr) or into FILE.", dest="json_file")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the terminal summary.")
 @click.option("--check", is_flag=True,
               help="Exit 1 if the verdict is fail, 3 if aborted, 4 if inconclusive "
@@ -38,9 +40,14 @@ def report_command(report_file: str, html_file: str | None, junit_file: str | No
     from paystab.report.schema import load_report
     from paystab.report.terminal import summary
 
+    for flag, target in (("--html", html_file), ("--junit", junit_file), ("--json", json_file)):
+        if target is not None:
+            check_output_file(target, flag)  # before reading: exit 2 naming the flag
     report = load_report(report_file)
+    if json_file == STDOUT:
+        emit_json(report.to_json(), STDOUT)
     for name, target in (("html", html_file), ("junit", junit_file), ("json", json_file)):
-        if target is None:
+        if target is None or target == STDOUT:
             continue
         try:
             written = write_report(report, target, name)
@@ -50,7 +57,7 @@ def report_command(report_file: str, html_file: str | None, junit_file: str | No
         if not quiet:
             click.echo(f"wrote {Path(written)}", err=True)
     if not quiet:
-        Console().print(summary(report))
+        Console(stderr=json_file == STDOUT).print(summary(report))
     if check and report.verdict == "fail":
         failed = [h.expr for h in report.hypotheses if h.ok is False]
         raise VerdictFailed(f"{report_file}: verdict fail"

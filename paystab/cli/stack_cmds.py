@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import click
 
+from paystab.cli.conventions import check_json_dest, emit_json, json_option
 from paystab.exceptions import VerdictFailed
 
 
@@ -128,15 +128,16 @@ def gateway_command(providers_file: Path, port: int, host: str, ledger: Path, co
 @click.command("reconcile")
 @click.option("--ready-file", type=click.Path(path_type=Path), required=True,
               help="The ready file of the stack (gateway and provider ledgers).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def reconcile_command(ready_file: Path, as_json: bool) -> None:
+@json_option()
+def reconcile_command(ready_file: Path, json_dest: str | None) -> None:
     """Compare the gateway ledger with every provider ledger (exit 1 on any defect)."""
     from paystab.stack.endpoints import StackEndpoints
     from paystab.stack.reconcile import reconcile_stack
 
+    check_json_dest(json_dest)
     result = reconcile_stack(StackEndpoints.read(ready_file), str(ready_file))
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+    if json_dest:
+        emit_json(result.to_json(), json_dest)
     else:
         from rich.console import Console
         from rich.table import Table

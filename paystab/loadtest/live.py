@@ -3,6 +3,8 @@
 A greenlet redraws a rich table on stderr once a second from the sink (recent records by
 start time, so a stalled target shows as a falling rate, not a frozen one). It computes
 nothing the result does not: the figures are :func:`stats.summarize` over the last seconds.
+When stderr is not a terminal (a pipe, a CI log) it prints the same figures as one
+``key=value`` line every few seconds instead: no table, nothing cut at 80 columns.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ SETTLE_S = 1.0  # …up to this long ago (the newest are still in flight)
 
 def _fmt(value: float, spec: str = ".1f") -> str:
     return "-" if math.isnan(value) else format(value, spec)
+
+
+PLAIN_EVERY_S = 5.0  # progress lines when not on a terminal
 
 
 class LiveView:
@@ -72,7 +77,17 @@ class LiveView:
         )
         return table
 
+    def line(self) -> str:
+        """The view as one ``key=value`` line (no table): what a pipe or CI log gets."""
+        table = self.render()
+        cells = [next(iter(c.cells), "") for c in table.columns]
+        return " ".join(f"{str(c.header).replace(' ', '_')}={v}"
+                        for c, v in zip(table.columns, cells, strict=True))
+
     def start(self) -> None:
+        if not self.console.is_terminal:  # piped: a progress line every PLAIN_EVERY_S
+            self._greenlet = gevent.spawn(self._plain_loop)
+            return
         self._live = Live(self.render(), console=self.console, auto_refresh=False,
                           transient=False)
         self._live.start()
@@ -84,9 +99,16 @@ class LiveView:
             if self._live is not None:
                 self._live.update(self.render(), refresh=True)
 
+    def _plain_loop(self) -> None:
+        while True:
+            gevent.sleep(PLAIN_EVERY_S)
+            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill()
+        if self._live is None:
+            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
         if self._live is not None:
             self._live.update(self.render(), refresh=True)
             self._live.stop()

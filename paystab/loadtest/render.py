@@ -37,7 +37,11 @@ def profiles_table(catalogue: list[dict[str, Any]]) -> RenderableType:
     return table
 
 
-def result_view(result: LoadResult) -> RenderableType:
+def result_view(result: LoadResult, plain: bool = False) -> RenderableType:
+    """The run as tables on a terminal; with ``plain`` (piped, CI logs) as one line per fact,
+    ``key=value`` pairs with units, which grep and diff read and no width cuts."""
+    if plain:
+        return Text("\n".join(result_lines(result)))
     s = result.summary
     head = Table(title=f"paystab load — {result.plan.profile} → {result.target_url}",
                  show_header=True, header_style="bold")
@@ -69,6 +73,32 @@ def result_view(result: LoadResult) -> RenderableType:
                       f"{result.processes} process(es), {result.plan.users} users",
                       style="dim"))
     return Group(*parts)
+
+
+def result_lines(result: LoadResult) -> list[str]:
+    """Line-oriented form of :func:`result_view`."""
+    s = result.summary
+    lines = [f"load: {result.plan.profile} -> {result.target_url}",
+             f"total: requests={s.requests} approved={s.approved} declined={s.declined} "
+             f"pending={s.pending} failed={s.failed} dropped={s.dropped} "
+             f"dropped_share={_pct(s.dropped_rate)} retries={s.retries} rps={s.rps:.1f}/s "
+             f"failure={_pct(s.failure_rate)} availability={_pct(s.availability)} "
+             f"p50={format_ms(s.p50_ms)}ms p95={format_ms(s.p95_ms)}ms "
+             f"p99={format_ms(s.p99_ms)}ms"]
+    breached = {b.window for t in result.thresholds for b in t.breaches}
+    for w in result.windows:
+        ws = w.summary
+        lines.append(f"window {w.index}: from={ws.start_s:g}s to={ws.end_s:g}s "
+                     f"requests={ws.requests} rps={ws.rps:.1f}/s failure={_pct(ws.failure_rate)} "
+                     f"dropped={ws.dropped} p95={format_ms(ws.p95_ms)}ms "
+                     f"p99={format_ms(ws.p99_ms)}ms" + (" BREACHED" if w.index in breached else ""))
+    for t in result.thresholds:
+        lines.append(f"threshold {'ok' if t.ok else 'FAIL'}: {t.describe()}")
+    g = result.generator
+    lines.append(f"generator: arrivals={g.get('issued', 0)} max_lag={g.get('max_lag_ms', 0)}ms "
+                 f"cpu={g.get('cpu_s', 0)}s checkouts_per_cpu_s={g.get('requests_per_cpu_s')} "
+                 f"processes={result.processes} users={result.plan.users}")
+    return lines
 
 
 def capacity_view(result: CapacityResult) -> RenderableType:
