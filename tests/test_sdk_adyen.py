@@ -304,3 +304,21 @@ def test_duplicated_notifications_under_a_webhook_fault(sim: SimThread) -> None:
     assert len(set(copies)) == 1  # the same notification, delivered three times
     assert util.is_valid_hmac_notification(json.loads(copies[0]),
                                            _endpoint(sim).webhook_secret)
+
+
+def test_each_notification_endpoint_gets_its_own_signature(sim: SimThread) -> None:
+    provider = sim.running.providers[NAME]  # type: ignore[union-attr]
+    second_key = "AB" * 32
+    endpoint = sim.call(lambda: provider.state.add_endpoint(
+        sim.webhook_url + "?second=1", ["AUTHORISATION"], second_key))
+    try:
+        psp = client(sim).checkout.payments_api.payments(card_payment("order-two-hooks")).psp
+        docs = _notifications(sim, psp, "AUTHORISATION")
+        sim.wait_webhooks(lambda seen: len([h for h in seen if psp in h.body.decode()]) >= 2)
+        docs = _notifications(sim, psp, "AUTHORISATION")
+    finally:
+        sim.call(lambda: provider.webhooks.targets.pop(endpoint["id"], None))
+    first_key = _endpoint(sim).webhook_secret
+    assert len(docs) == 2
+    assert sorted(util.is_valid_hmac_notification(d, first_key) for d in docs) == [False, True]
+    assert sorted(util.is_valid_hmac_notification(d, second_key) for d in docs) == [False, True]

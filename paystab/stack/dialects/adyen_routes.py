@@ -57,6 +57,7 @@ from paystab.stack.dialects.routes import (
 )
 
 _MAX_AMOUNT = 10**9
+_PRIVATE = "adyen-endpoint:"  # the sender's event type for one endpoint's own copy
 
 
 class AdyenState:
@@ -69,6 +70,7 @@ class AdyenState:
         self.merchants: dict[str, str] = {}
         self.pm_types: dict[str, str] = {}
         self.redirects: set[str] = set()  # wallet payments sent with a returnUrl
+        self.endpoint_events: dict[str, frozenset[str]] = {}  # endpoint id → event codes
         listeners = getattr(host.book, "on_change", None)
         if isinstance(listeners, list):
             listeners.append(self._book_changed)
@@ -76,14 +78,21 @@ class AdyenState:
     def add_endpoint(self, url: str, events: list[str], secret: str | None = None
                      ) -> dict[str, Any]:
         """Register a standard-notification endpoint; ``secret`` is its HMAC key (hex),
-        generated when not given, as the Customer Area does."""
+        generated when not given, as the Customer Area does.
+
+        Adyen signs inside the body, so each endpoint gets its own copy, signed with its own
+        key: the sender knows the endpoint by a private event type, and ``events`` (event
+        codes, ``*`` = all) is kept here.
+        """
         from paystab.stack.webhooks import WebhookTarget
 
         secret = secret or secrets.token_hex(32).upper()
         endpoint_id = f"S2-{secrets.token_hex(8).upper()}"
         sender = self.host.webhooks
         assert sender is not None
-        sender.add_target(WebhookTarget(endpoint_id, url, secret, frozenset(events)))
+        sender.add_target(WebhookTarget(endpoint_id, url, secret,
+                                        frozenset({_PRIVATE + endpoint_id})))
+        self.endpoint_events[endpoint_id] = frozenset(events)
         return {"id": endpoint_id, "url": url, "secret": secret, "events": events}
 
     def merchant(self, key: str) -> str:
@@ -95,18 +104,25 @@ class AdyenState:
         sender = getattr(self.host, "webhooks", None)
         if sender is None:
             return
-        targets = [t for t in sender.targets.values() if t.wants(event_code)]
-        if not targets:
-            return
-        doc = notification(
-            event_code, psp=psp or outcome.provider_ref, merchant=self.merchant(
-                outcome.idempotency_key), reference=outcome.payment_id, value=outcome.amount,
-            currency=outcome.currency, success=success, reason=reason,
-            hmac_key_hex=targets[0].secret or TEST_HMAC_KEY,
-            original=outcome.provider_ref if psp is not None else None,
-            payment_method=outcome.method if outcome.method != "card" else "scheme")
-        event_id = f"{psp or outcome.provider_ref}:{event_code}:{'1' if success else '0'}"
-        sender.send(event_code, event_id, json.dumps(doc).encode(), _no_headers)
+        for target in list(sender.targets.values()):
+            wanted = self.endpoint_events.get(target.id)
+            if wanted is None:  # registered by other means: filtered by event code
+                if not target.wants(event_code):
+                    continue
+                event_type = event_code
+            elif "*" in wanted or event_code in wanted:
+                event_type = _PRIVATE + target.id
+            else:
+                continue
+            doc = notification(
+                event_code, psp=psp or outcome.provider_ref, merchant=self.merchant(
+                    outcome.idempotency_key), reference=outcome.payment_id,
+                value=outcome.amount, currency=outcome.currency, success=success,
+                reason=reason, hmac_key_hex=target.secret or TEST_HMAC_KEY,
+                original=outcome.provider_ref if psp is not None else None,
+                payment_method=outcome.method if outcome.method != "card" else "scheme")
+            event_id = f"{psp or outcome.provider_ref}:{event_code}:{'1' if success else '0'}"
+            sender.send(event_type, event_id, json.dumps(doc).encode(), _no_headers)
 
     def _book_changed(self, record: Any) -> None:
         """The book completed a konbini slip / transfer, or let an authorisation lapse."""
