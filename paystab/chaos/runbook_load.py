@@ -1,11 +1,13 @@
 """Load and validate a runbook YAML file into :class:`~paystab.chaos.runbook.Runbook`.
 
-Every mistake is an :class:`InvalidInput` (exit 2) naming the file, the line, the field
-path (``faults[1].params.latency``) and what was expected — and it is found when the file
-loads, not halfway through a drill: unknown keys, fault kinds and parameters (looked up
-in the fault registry), values without units, out-of-range numbers, duplicate fault names,
-faults scheduled after the load ends, hypotheses on unknown report variables, provider or
-process names the target does not have, and targets outside the ``allow`` list.
+The file is read as YAML 1.2 with the line of every field (:mod:`paystab.config.yaml12`),
+validated against :class:`~paystab.chaos.runbook_model.RunbookModel` (keys, types, units,
+limits), then checked for what the model cannot know alone: fault kinds and parameters
+(looked up in the fault registry), duplicate names, faults scheduled after the load ends,
+profile parameters, abort conditions, hypotheses on unknown report variables, provider or
+process names the target does not have, and targets outside the ``allow`` list. Every
+problem of the file is reported at once, each as ``file:line: field: problem (expected …)``
+(:class:`~paystab.config.problems.ConfigInvalid`, exit 2).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
 
 from paystab.chaos.allow import AllowList
 from paystab.chaos.base import ProcessRef, ProviderAddress, invalid_target
@@ -30,106 +33,299 @@ from paystab.chaos.runbook import (
     SteadyState,
     TargetSpec,
 )
+from paystab.chaos.runbook_model import (
+    AbortModel,
+    FaultModel,
+    LoadModel,
+    RunbookModel,
+    SteadyStateModel,
+    TargetModel,
+)
+from paystab.config.problems import Problems, did_you_mean
+from paystab.config.yaml12 import Loc, load_file_with_lines, load_with_lines, loc_text
 from paystab.exceptions import InvalidInput
-from paystab.yamlsrc import Node, load_yaml, load_yaml_text
+from paystab.units import parse_duration_s
 
-TOP_KEYS = ("name", "description", "seed", "target", "steady_state", "load", "faults",
-            "abort_when", "hypotheses", "allow")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+TOP_KEYS = tuple(RunbookModel.model_fields)
 _ABORT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?%?)\s*"
                     r"(?:over\s+(\S+))?\s*$")
+# Without a stated minimum, a runbook can be shortened to this: under ~20 s the detectors'
+# warm-up and the 5-s sustained-recovery window leave too little to judge.
+MIN_DURATION_DEFAULT_S = 20.0
 
 
 def load_runbook_file(path: str | Path) -> Runbook:
-    return parse_runbook(load_yaml(path))
+    value, lines = load_file_with_lines(path)
+    return parse_runbook(value, lines, str(path))
 
 
 def load_runbook_text(text: str, source: str = "<runbook>") -> Runbook:
-    return parse_runbook(load_yaml_text(text, source))
+    value, lines = load_with_lines(text, source)
+    return parse_runbook(value, lines, source)
 
 
-def parse_runbook(root: Node) -> Runbook:
-    root.as_map()
-    root.only_keys(set(TOP_KEYS))
-    name_node = root.field("name")
-    name = name_node.as_str()
-    if not _NAME.match(name):
-        raise name_node.error(f"bad runbook name {name!r}", "lowercase letters, digits, - _ .")
-    target = _target(root.get("target"))
-    load = _load(root.field("load"))
-    faults = _faults(root.get("faults"), load, target)
-    return Runbook(
-        name=name,
-        description=root.field("description").as_str().strip(),
-        source=root.source,
-        seed=_opt(root, "seed", lambda n: n.as_int(lo=0), 1),
-        target=target,
-        steady_state=_steady(root.get("steady_state")),
-        load=load,
-        faults=faults,
-        abort_when=tuple(_abort(n) for n in _list(root.get("abort_when"))),
-        hypotheses=tuple(_hypothesis(n) for n in _list(root.get("hypotheses"))),
-        allow=_allow(root.get("allow"), root, target, faults),
-    )
+def parse_runbook(value: object, lines: dict[Loc, int], source: str) -> Runbook:
+    """Validate a parsed runbook; raise every problem at once."""
+    problems = Problems(source, lines)
+    try:
+        model = RunbookModel.model_validate(value)
+    except ValidationError as exc:
+        problems.add_validation(exc, RunbookModel)
+        problems.raise_if_any()
+        raise  # unreachable: a validation error always has a problem
+    checker = _Checker(problems)
+    target = checker.target(model.target)
+    load = checker.load(model.load)
+    steady = checker.steady(model.steady_state)
+    faults = checker.faults(model.faults or [], load, target)
+    aborts = tuple(a for a in (checker.abort(i, a) for i, a in enumerate(model.abort_when or []))
+                   if a is not None)
+    hypotheses = tuple(h for h in (checker.hypothesis(i, t)
+                                   for i, t in enumerate(model.hypotheses or [])) if h is not None)
+    allow = checker.allow(model.allow, target, faults)
+    problems.raise_if_any()
+    return Runbook(name=model.name, description=model.description.strip(), source=source,
+                   seed=1 if model.seed is None else model.seed, target=target,
+                   steady_state=steady, load=load, faults=faults, abort_when=aborts,
+                   hypotheses=hypotheses, allow=allow)
 
 
-def _opt(node: Node, key: str, read: Any, default: Any) -> Any:
-    child = node.get(key)
-    return default if child is None or child.value is None else read(child)
+class _Checker:
+    """The checks beyond the model; each adds its problems and answers what it could build."""
 
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+        self.lines = problems.lines
+        self.source = problems.source
 
-def _list(node: Node | None) -> list[Node]:
-    return [] if node is None or node.value is None else node.elements()
+    def line(self, *loc: str | int) -> int | None:
+        return self.lines.get(loc)
 
+    # -- target ------------------------------------------------------------------------------
+    def target(self, model: TargetModel | None) -> TargetSpec:
+        if model is None:
+            return TargetSpec()
+        own = model.gateway_url is not None or model.ready_file is not None
+        if model.reference is not None and own:
+            self.problems.add(("target", "reference"),
+                              "a runbook drills either the reference stack or your own",
+                              "target.reference, or target.gateway_url / target.ready_file")
+        providers = {name: ProviderAddress(url=a.url.rstrip("/") if a and a.url else None,
+                                           admin_url=a.admin_url.rstrip("/")
+                                           if a and a.admin_url else None)
+                     for name, a in (model.providers or {}).items()}
+        processes = {name: ProcessRef(pid=p.pid, pidfile=p.pidfile, cmd=p.cmd, restart=p.restart)
+                     for name, p in (model.processes or {}).items()}
+        return TargetSpec(
+            reference=not own,
+            reference_options=model.reference if isinstance(model.reference, dict) else {},
+            gateway_url=model.gateway_url.rstrip("/") if model.gateway_url else None,
+            ready_file=model.ready_file, providers=providers,
+            containers=tuple(model.containers or ()), processes=processes,
+            proxy_api=model.proxy_api.rstrip("/") if model.proxy_api else None)
 
-def _url(node: Node) -> str:
-    text = node.as_str()
-    if not text.startswith(("http://", "https://")):
-        raise node.error(f"{text!r} is not a URL", "http://HOST:PORT")
-    return text.rstrip("/")
+    # -- load, steady state ----------------------------------------------------------------
+    def load(self, model: LoadModel) -> LoadSpec:
+        from paystab.loadtest.profiles import PROFILES, make_profile
 
+        profile = model.profile
+        duration_s = model.duration
+        min_duration_s = min(MIN_DURATION_DEFAULT_S, duration_s) if model.min_duration is None \
+            else model.min_duration
+        if min_duration_s > duration_s:
+            self.problems.add(("load", "min_duration"),
+                              f"{min_duration_s:g}s is longer than the load itself "
+                              f"({duration_s:g}s)", "min_duration <= duration")
+        spec = LoadSpec(profile=profile, rate_per_s=model.rate, duration_s=duration_s,
+                        users=model.users, params={}, min_duration_s=min_duration_s)
+        if profile not in PROFILES:
+            self.problems.add(("load", "profile"),
+                              f"unknown profile '{profile}'{did_you_mean(profile, PROFILES)}",
+                              "one of " + ", ".join(sorted(PROFILES)))
+            return spec
+        units = {p.name: p.unit for p in PROFILES[profile].params}
+        params: dict[str, float] = {}
+        ok = True
+        for key, raw in (model.params or {}).items():
+            where = ("load", "params", key)
+            if key not in units:
+                self.problems.add(where, f"profile '{profile}' has no parameter '{key}'"
+                                  f"{did_you_mean(key, units)}",
+                                  "one of " + (", ".join(sorted(units)) or "(none)"))
+                ok = False
+            elif isinstance(raw, str):
+                try:
+                    if units[key] != "s":
+                        raise ValueError(f"got a string ({raw!r})")
+                    params[key] = parse_duration_s(raw)
+                except ValueError as exc:
+                    self.problems.add(where, str(exc), "a number" if units[key] != "s"
+                                      else "a duration with a unit, e.g. 500ms, 30s, 2m")
+                    ok = False
+            else:
+                params[key] = float(raw)
+        if ok and params:
+            try:
+                make_profile(profile, model.rate, duration_s, params)
+            except InvalidInput as exc:
+                field = exc.field if exc.field in params else None
+                self.problems.add(("load", "params", field) if field else ("load", "params"),
+                                  exc.problem, exc.expected)
+        return LoadSpec(profile=profile, rate_per_s=model.rate, duration_s=duration_s,
+                        users=model.users, params=params, min_duration_s=min_duration_s)
 
-# -- target ----------------------------------------------------------------------------------
-def _target(node: Node | None) -> TargetSpec:
-    if node is None or node.value is None:
-        return TargetSpec()
-    node.only_keys({"reference", "gateway_url", "ready_file", "providers", "containers",
-                    "processes", "proxy_api"})
-    own = node.has("gateway_url") or node.has("ready_file")
-    if node.has("reference") and own:
-        raise node.field("reference").error(
-            "a runbook drills either the reference stack or your own",
-            "target.reference, or target.gateway_url / target.ready_file")
-    options: dict[str, Any] = {}
-    ref = node.get("reference")
-    if ref is not None and ref.value not in (None, True):
-        options = ref.as_map()
-    providers = {}
-    for pname, pnode in (node.field("providers").items() if node.has("providers") else []):
-        pnode.only_keys({"url", "admin_url"})
-        providers[pname] = ProviderAddress(url=_opt(pnode, "url", _url, None),
-                                           admin_url=_opt(pnode, "admin_url", _url, None))
-    processes = {}
-    for pname, pnode in (node.field("processes").items() if node.has("processes") else []):
-        pnode.only_keys({"pid", "pidfile", "cmd", "restart"})
-        given = [k for k in ("pid", "pidfile", "cmd") if pnode.has(k)]
-        if len(given) != 1:
-            raise pnode.error("say how to find the process", "exactly one of pid, pidfile, cmd")
-        processes[pname] = ProcessRef(
-            pid=_opt(pnode, "pid", lambda n: n.as_int(lo=2), None),
-            pidfile=_opt(pnode, "pidfile", lambda n: n.as_str(), None),
-            cmd=_opt(pnode, "cmd", lambda n: n.as_str(), None),
-            restart=_opt(pnode, "restart", lambda n: n.as_str(), None))
-    return TargetSpec(
-        reference=not own,
-        reference_options=options,
-        gateway_url=_opt(node, "gateway_url", _url, None),
-        ready_file=_opt(node, "ready_file", lambda n: n.as_str(), None),
-        providers=providers,
-        containers=tuple(n.as_str() for n in _list(node.get("containers"))),
-        processes=processes,
-        proxy_api=_opt(node, "proxy_api", _url, None),
-    )
+    def steady(self, model: SteadyStateModel | None) -> SteadyState:
+        if model is None:
+            return SteadyState()
+        probes: list[Probe] = []
+        for index, p in enumerate(model.probes or []):
+            where: Loc = ("steady_state", "probes", index)
+            if p.name in {q.name for q in probes}:
+                self.problems.add((*where, "name"), f"duplicate probe name '{p.name}'")
+            if p.metric is not None and p.metric not in WINDOW_METRICS:
+                self.problems.add((*where, "metric"), f"unknown value '{p.metric}'"
+                                  f"{did_you_mean(p.metric, WINDOW_METRICS)}",
+                                  "one of " + ", ".join(sorted(WINDOW_METRICS)))
+            when: tuple[str, ...] = ("before", "after")
+            if isinstance(p.when, str):
+                when = ("before", "after") if p.when == "both" else (p.when,)
+            elif p.when is not None:
+                when = tuple(p.when)
+            probes.append(Probe(name=p.name, when=when, http=p.http,
+                                expect_status=p.expect_status, timeout_s=p.timeout,
+                                metric=p.metric, min=p.min, max=p.max, tolerance=p.tolerance,
+                                line=self.line(*where)))
+        return SteadyState(window_s=model.window, probes=tuple(probes))
+
+    # -- faults --------------------------------------------------------------------------------
+    def faults(self, models: list[FaultModel], load: LoadSpec, target: TargetSpec
+               ) -> tuple[FaultStep, ...]:
+        steps: list[FaultStep] = []
+        seen: set[str] = set()
+        for index, f in enumerate(models):
+            where: Loc = ("faults", index)
+            name = f.name or f"fault-{index + 1}"
+            if name in seen:
+                self.problems.add((*where, "name") if f.name else where,
+                                  f"duplicate fault name '{name}'",
+                                  "a name unique within the runbook")
+            seen.add(name)
+            try:
+                spec = build_spec(name, f.kind, f.target, f.params or {},
+                                  kind_error=self._kind_error(where),
+                                  target_error=self._target_error(where),
+                                  param_error=self._param_error(where, f.params))
+                self._check_names(spec.kind, spec.target, (*where, "target"), target)
+            except InvalidInput as exc:
+                self.problems.add_error(exc)
+                continue
+            if f.at >= load.duration_s:
+                self.problems.add((*where, "at"), f"starts at {f.at:g}s, after the load ends",
+                                  f"< load.duration ({load.duration_s:g}s)")
+            elif f.duration is not None and f.at + f.duration > load.duration_s + 1e-9:
+                self.problems.add((*where, "duration"),
+                                  f"ends at {f.at + f.duration:g}s, after the load ends",
+                                  f"at + duration <= load.duration ({load.duration_s:g}s)")
+            steps.append(FaultStep(spec, f.at, f.duration, line=self.line(*where),
+                                   target_line=self.line(*where, "target")))
+        return tuple(steps)
+
+    def _error(self, loc: Loc, problem: str, expected: str | None) -> InvalidInput:
+        return InvalidInput(problem, source=self.source, line=self.line(*loc) or
+                            self.line(*loc[:-1]), field=loc_text(loc), expected=expected)
+
+    def _kind_error(self, where: Loc) -> Callable[[str, str], InvalidInput]:
+        def make(problem: str, expected: str) -> InvalidInput:
+            return self._error((*where, "kind"), problem, expected)
+        return make
+
+    def _target_error(self, where: Loc) -> Callable[[ValueError], InvalidInput]:
+        def make(exc: ValueError) -> InvalidInput:
+            return invalid_target(exc, self.source, self.line(*where, "target"),
+                                  loc_text((*where, "target")))
+        return make
+
+    def _param_error(self, where: Loc, params: dict[str, object] | None) -> ErrorFactory:
+        def make(name: str | None, problem: str, expected: str | None) -> InvalidInput:
+            if name and params is not None and name in params:
+                return self._error((*where, "params", name), problem, expected)
+            if params is not None:
+                return self._error((*where, "params"), problem, expected)
+            return self._error(where, problem, expected)
+        return make
+
+    def _check_names(self, kind: str, target_text: str, loc: Loc, target: TargetSpec) -> None:
+        """A provider or process name must exist in the runbook's target."""
+        identity = fault_class(kind).check_target(target_text)
+        prefix, _, name = identity.partition(":")
+        if "@" in target_text:
+            return  # an explicit address: the running service will say
+        known = {"provider": _known_providers, "process": _known_processes}.get(prefix)
+        names = known(target) if known else None
+        if names is not None and name not in names:
+            raise self._error(loc, f"unknown {prefix} '{name}'{did_you_mean(name, names)}",
+                              "one of " + ", ".join(sorted(names)))
+
+    # -- aborts, hypotheses, allow ---------------------------------------------------------
+    def abort(self, index: int, item: str | AbortModel) -> AbortCondition | None:
+        where: Loc = ("abort_when", index)
+        text, window_s = (item, 30.0) if isinstance(item, str) else (item.when, item.window)
+        if not isinstance(item, str):
+            where = (*where, "when")
+        match = _ABORT.match(text)
+        if not match:
+            self.problems.add(where, f"cannot read {text!r}", "METRIC OP NUMBER [over DURATION],"
+                              " e.g. availability < 0.9 over 30s")
+            return None
+        metric, op, raw, over = match.groups()
+        if metric not in WINDOW_METRICS:
+            self.problems.add(where, f"unknown metric '{metric}'"
+                              f"{did_you_mean(metric, WINDOW_METRICS)}",
+                              "one of " + ", ".join(WINDOW_METRICS))
+            return None
+        if over is not None:
+            try:
+                window_s = parse_duration_s(over)
+            except ValueError as exc:
+                self.problems.add(where, str(exc), "a duration with a unit, e.g. 30s")
+                return None
+            if window_s < 1.0:
+                self.problems.add(where, f"{window_s:g}s is too small", ">= 1s")
+                return None
+        threshold = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+        return AbortCondition(" ".join(text.split()), metric, op, threshold, window_s,
+                              self.line("abort_when", index))
+
+    def hypothesis(self, index: int, text: str) -> Hypothesis | None:
+        try:
+            return Hypothesis.parse(text, self.line("hypotheses", index))
+        except HypothesisError as exc:
+            self.problems.add(("hypotheses", index), exc.problem, exc.expected)
+            return None
+
+    def allow(self, entries: list[str] | None, target: TargetSpec,
+              faults: tuple[FaultStep, ...]) -> AllowList:
+        identities = [(fault_class(s.spec.kind).check_target(s.spec.target), s) for s in faults]
+        if entries is None:
+            if not target.reference:
+                self.problems.add((), "a runbook against your own stack must say what it may "
+                                  "touch", "allow: [HOST:PORT, provider:NAME, container:NAME, "
+                                  "pid:N, ...]")
+            # The reference stack is paystab's own: the faults as written are the blast radius.
+            return AllowList(tuple(dict.fromkeys(identity for identity, _ in identities)))
+        try:
+            allow = AllowList.parse(entries, source=self.source, field="allow",
+                                    lines=[self.line("allow", i) for i in range(len(entries))])
+        except InvalidInput as exc:
+            self.problems.add_error(exc)
+            return AllowList(())
+        for identity, step in identities:
+            if not allow.permits_name(identity):
+                self.problems.add(("faults", faults.index(step), "target"),
+                                  f"target '{step.spec.target}' ({identity}) is outside the "
+                                  "blast radius",
+                                  "a target listed in allow: " + ", ".join(allow.entries))
+        return allow
 
 
 def _known_providers(target: TargetSpec) -> set[str] | None:
@@ -148,207 +344,3 @@ def _known_processes(target: TargetSpec) -> set[str] | None:
     if target.ready_file:
         return None
     return set(target.processes) | ({"gateway", "providers"} if target.reference else set())
-
-
-# -- load, steady state ------------------------------------------------------------------
-# Without a stated minimum, a runbook can be shortened to this: under ~20 s the detectors'
-# warm-up and the 5-s sustained-recovery window leave too little to judge.
-MIN_DURATION_DEFAULT_S = 20.0
-
-
-def _load(node: Node) -> LoadSpec:
-    from paystab.loadtest.profiles import PROFILES, make_profile
-
-    node.only_keys({"profile", "rate", "duration", "min_duration", "users", "params"})
-    profile = _opt(node, "profile", lambda n: n.as_choice(tuple(PROFILES)), "steady")
-    duration_s = node.field("duration").as_duration_s(lo=1.0, hi=7 * 86400.0)
-    min_duration_s = _opt(node, "min_duration", lambda n: n.as_duration_s(lo=1.0, hi=7 * 86400.0),
-                          min(MIN_DURATION_DEFAULT_S, duration_s))
-    if min_duration_s > duration_s:
-        raise node.field("min_duration").error(
-            f"{min_duration_s:g}s is longer than the load itself ({duration_s:g}s)",
-            "min_duration <= duration")
-    rate = node.field("rate").as_rate(lo=0.01)
-    params: dict[str, float] = {}
-    pnode = node.get("params")
-    if pnode is not None and pnode.value is not None:
-        units = {p.name: p.unit for p in PROFILES[profile].params}
-        for key, child in pnode.items():
-            if key not in units:
-                raise child.error(f"profile '{profile}' has no parameter '{key}'",
-                                  "one of " + (", ".join(sorted(units)) or "(none)"))
-            seconds = units[key] == "s" and isinstance(child.value, str)
-            params[key] = child.as_duration_s() if seconds else child.as_float()
-        try:
-            make_profile(profile, rate, duration_s, params)
-        except InvalidInput as exc:
-            where = pnode.get(exc.field) if exc.field else None
-            raise (where or pnode).error(exc.problem, exc.expected) from None
-    return LoadSpec(profile=profile, rate_per_s=rate, duration_s=duration_s,
-                    users=_opt(node, "users", lambda n: n.as_int(lo=1), None), params=params,
-                    min_duration_s=min_duration_s)
-
-
-def _steady(node: Node | None) -> SteadyState:
-    if node is None or node.value is None:
-        return SteadyState()
-    node.only_keys({"window", "probes"})
-    probes = []
-    names: set[str] = set()
-    for pnode in _list(node.get("probes")):
-        probe = _probe(pnode)
-        if probe.name in names:
-            raise pnode.field("name").error(f"duplicate probe name '{probe.name}'")
-        names.add(probe.name)
-        probes.append(probe)
-    return SteadyState(window_s=_opt(node, "window", lambda n: n.as_duration_s(lo=1.0), 10.0),
-                       probes=tuple(probes))
-
-
-def _probe(node: Node) -> Probe:
-    node.only_keys({"name", "when", "http", "expect_status", "timeout", "metric", "min", "max",
-                    "tolerance"})
-    if node.has("http") == node.has("metric"):
-        raise node.error("a probe checks one thing", "exactly one of http, metric")
-    when_node = node.get("when")
-    when: tuple[str, ...] = ("before", "after")
-    if when_node is not None:
-        if isinstance(when_node.value, str):
-            choice = when_node.as_choice(("before", "after", "both"))
-            when = ("before", "after") if choice == "both" else (choice,)
-        else:
-            when = tuple(n.as_choice(("before", "after")) for n in when_node.elements())
-    metric = _opt(node, "metric", lambda n: n.as_choice(tuple(WINDOW_METRICS)), None)
-    if metric is None and any(node.has(k) for k in ("min", "max", "tolerance")):
-        raise node.error("min, max and tolerance are for metric probes", "metric: NAME")
-    return Probe(
-        name=node.field("name").as_str(), when=when,
-        http=_opt(node, "http", lambda n: n.as_str(), None),
-        expect_status=_opt(node, "expect_status", lambda n: n.as_int(lo=100, hi=599), 200),
-        timeout_s=_opt(node, "timeout", lambda n: n.as_duration_s(lo=0.01, hi=300.0), 2.0),
-        metric=metric,
-        min=_opt(node, "min", lambda n: n.as_float(), None),
-        max=_opt(node, "max", lambda n: n.as_float(), None),
-        tolerance=_opt(node, "tolerance", _fraction, None),
-        line=node.line,
-    )
-
-
-def _fraction(node: Node) -> float:
-    value = node.value
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%\s*", value):
-        return float(value.strip().rstrip("%")) / 100.0
-    return node.as_float(lo=0.0, hi=100.0)
-
-
-# -- faults ----------------------------------------------------------------------------------
-def _faults(node: Node | None, load: LoadSpec, target: TargetSpec) -> tuple[FaultStep, ...]:
-    steps: list[FaultStep] = []
-    seen: set[str] = set()
-    for index, fnode in enumerate(_list(node)):
-        fnode.only_keys({"name", "at", "duration", "kind", "target", "params"})
-        name_node = fnode.get("name")
-        name = name_node.as_str() if name_node is not None else f"fault-{index + 1}"
-        if name in seen:
-            raise (name_node or fnode).error(f"duplicate fault name '{name}'",
-                                             "a name unique within the runbook")
-        seen.add(name)
-        kind_node, target_node = fnode.field("kind"), fnode.field("target")
-        params_node = fnode.get("params")
-        raw_params = params_node.as_map() if params_node is not None and params_node.value \
-            else {}
-        spec = build_spec(
-            name, kind_node.as_str(), target_node.as_str(), raw_params,
-            kind_error=kind_node.error, target_error=_target_error(target_node),
-            param_error=_param_error(params_node, fnode),
-        )
-        _check_names(spec.kind, spec.target, target_node, target)
-        at_node = fnode.field("at")
-        at_s = at_node.as_duration_s(lo=0.0)
-        if at_s >= load.duration_s:
-            raise at_node.error(f"starts at {at_s:g}s, after the load ends",
-                                f"< load.duration ({load.duration_s:g}s)")
-        duration_s = _opt(fnode, "duration", lambda n: n.as_duration_s(lo=0.001), None)
-        if duration_s is not None and at_s + duration_s > load.duration_s + 1e-9:
-            raise fnode.field("duration").error(
-                f"ends at {at_s + duration_s:g}s, after the load ends",
-                f"at + duration <= load.duration ({load.duration_s:g}s)")
-        steps.append(FaultStep(spec, at_s, duration_s, line=fnode.line,
-                               target_line=target_node.line))
-    return tuple(steps)
-
-
-def _target_error(node: Node) -> Callable[[ValueError], InvalidInput]:
-    return lambda exc: invalid_target(exc, node.source, node.line, node.path)
-
-
-def _param_error(params_node: Node | None, fault_node: Node) -> ErrorFactory:
-    def make(name: str | None, problem: str, expected: str | None) -> InvalidInput:
-        child = params_node.get(name) if params_node is not None and name and \
-            params_node.is_map() else None
-        return (child or params_node or fault_node).error(problem, expected)
-    return make
-
-
-def _check_names(kind: str, target_text: str, node: Node, target: TargetSpec) -> None:
-    """A provider or process name must exist in the runbook's target."""
-    identity = fault_class(kind).check_target(target_text)
-    prefix, _, name = identity.partition(":")
-    if "@" in target_text:
-        return  # an explicit address: the running service will say
-    known = {"provider": _known_providers, "process": _known_processes}.get(prefix)
-    names = known(target) if known else None
-    if names is not None and name not in names:
-        raise node.error(f"unknown {prefix} '{name}'", "one of " + ", ".join(sorted(names)))
-
-
-# -- aborts, hypotheses, allow -------------------------------------------------------------
-def _abort(node: Node) -> AbortCondition:
-    window_s = 30.0
-    if isinstance(node.value, str):
-        text, where = node.value, node
-    else:
-        node.only_keys({"when", "window"})
-        where = node.field("when")
-        text = where.as_str()
-        window_s = _opt(node, "window", lambda n: n.as_duration_s(lo=1.0), 30.0)
-    match = _ABORT.match(text)
-    if not match:
-        raise where.error(f"cannot read {text!r}",
-                          "METRIC OP NUMBER [over DURATION], e.g. availability < 0.9 over 30s")
-    metric, op, raw, over = match.groups()
-    if metric not in WINDOW_METRICS:
-        raise where.error(f"unknown metric '{metric}'", "one of " + ", ".join(WINDOW_METRICS))
-    if over is not None:
-        window_s = Node(over, where.path, where.line, where.source).as_duration_s(lo=1.0)
-    threshold = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    return AbortCondition(" ".join(text.split()), metric, op, threshold, window_s, node.line)
-
-
-def _hypothesis(node: Node) -> Hypothesis:
-    try:
-        return Hypothesis.parse(node.as_str(), node.line)
-    except HypothesisError as exc:
-        raise node.error(exc.problem, exc.expected) from None
-
-
-def _allow(node: Node | None, root: Node, target: TargetSpec,
-           faults: tuple[FaultStep, ...]) -> AllowList:
-    identities = [(fault_class(s.spec.kind).check_target(s.spec.target), s) for s in faults]
-    if node is None or node.value is None:
-        if not target.reference:
-            raise root.error("a runbook against your own stack must say what it may touch",
-                             "allow: [HOST:PORT, provider:NAME, container:NAME, pid:N, ...]")
-        # The reference stack is paystab's own: the faults as written are the blast radius.
-        return AllowList(tuple(dict.fromkeys(identity for identity, _ in identities)))
-    items = node.elements()
-    allow = AllowList.parse([n.as_str() for n in items], source=root.source,
-                            lines=[n.line for n in items], field=node.path)
-    for identity, step in identities:
-        if not allow.permits_name(identity):
-            raise InvalidInput(
-                f"target '{step.spec.target}' ({identity}) is outside the blast radius",
-                source=root.source, line=step.target_line,
-                field=f"faults[{faults.index(step)}].target",
-                expected="a target listed in allow: " + ", ".join(allow.entries))
-    return allow

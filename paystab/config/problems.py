@@ -1,0 +1,179 @@
+"""Validation errors as ``file:line: field: problem``, all of a file at once.
+
+:class:`Problems` collects what is wrong with one file: pydantic's errors (their ``loc``
+mapped back to the line through the YAML position map, messages rewritten in paystab's
+words, did-you-mean for unknown keys) and the checks a model cannot make alone (a fault
+kind looked up in the registry, a name the target does not have). :meth:`Problems.raise_if_any`
+raises one :class:`ConfigInvalid` whose first line is the first problem in file order and
+whose other lines are the rest, so a user fixes the whole file in one go.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from paystab.config.yaml12 import Loc, line_of, loc_text
+from paystab.exceptions import InvalidInput
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def describe(value: Any) -> str:
+    """What a value is, in words: ``a string ('x')``, ``a boolean (True)`` …"""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})" if value else "an empty string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class ConfigInvalid(InvalidInput):
+    """Every problem of a file. ``source``/``line``/``field``/``problem`` are the first
+    one's (in file order); ``problems`` holds them all, one :class:`InvalidInput` each."""
+
+    def __init__(self, problems: Sequence[InvalidInput]) -> None:
+        first = problems[0]
+        self.problems = list(problems)
+        super().__init__(first.problem, source=first.source, line=first.line, field=first.field,
+                         expected=first.expected, hint=first.hint)
+        if len(problems) > 1:
+            rest = "\n  ".join(p.message for p in problems[1:])
+            self.message = (f"{first.message}\n  and {len(problems) - 1} more problem"
+                            f"{'s' if len(problems) > 2 else ''}:\n  {rest}")
+            self.args = (self.message,)
+
+
+_TYPE_EXPECTED = {
+    "int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
+    "dict": "a mapping", "model": "a mapping", "list": "a list", "tuple": "a list",
+}
+_BOUNDS = {"greater_than_equal": ("too small", ">= {ge}"), "greater_than": ("too small", "> {gt}"),
+           "less_than_equal": ("too large", "<= {le}"), "less_than": ("too large", "< {lt}")}
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) \
+        else repr(value)
+
+
+class Problems:
+    """The problems of one file so far; ``lines`` is its YAML position map."""
+
+    def __init__(self, source: str, lines: dict[Loc, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.found: list[InvalidInput] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def add(self, loc: Loc, problem: str, expected: str | None = None) -> None:
+        """A problem at ``loc`` (a field path such as ``('faults', 1, 'at')``)."""
+        path, line = line_of(loc, self.lines)
+        self.found.append(InvalidInput(problem, source=self.source, line=line,
+                                       field=loc_text(path) or None, expected=expected))
+
+    def add_error(self, error: InvalidInput) -> None:
+        """An :class:`InvalidInput` raised by a helper; it is placed in this file."""
+        if isinstance(error, ConfigInvalid):
+            self.found.extend(error.problems)
+            return
+        self.found.append(error if error.source else InvalidInput(
+            error.problem, source=self.source, line=error.line, field=error.field,
+            expected=error.expected, hint=error.hint))
+
+    def add_validation(self, exc: ValidationError, model: type[BaseModel],
+                       prefix: Loc = ()) -> None:
+        """Every error of a pydantic validation, in paystab's words, at its line."""
+        errors = exc.errors()
+        missing = {(tuple(e["loc"][:-1]), e["loc"][-1]) for e in errors if e["type"] == "missing"}
+        resolved: set[tuple[Loc, str | int]] = set()
+        pending: list[tuple[Loc, str, str | None]] = []
+        for err in errors:
+            loc: Loc = tuple(err["loc"])
+            kind = str(err["type"])
+            ctx = err.get("ctx") or {}
+            value = err.get("input")
+            expected: str | None = None
+            if kind == "extra_forbidden":
+                key = str(loc[-1])
+                allowed = sorted(fields_at(model, loc[:-1]))
+                hint = did_you_mean(key, allowed)
+                close = hint.split("'")[1] if hint else None
+                if close is not None and (loc[:-1], close) in missing:
+                    resolved.add((loc[:-1], close))  # the same typo: report it once
+                problem = f"unknown field '{key}'{hint}"
+                expected = "one of " + ", ".join(allowed) if allowed else None
+            elif kind == "missing":
+                problem = f"missing required field '{loc[-1]}'"
+            elif kind in _BOUNDS:
+                words, template = _BOUNDS[kind]
+                problem = f"{_number(value)} is {words}"
+                expected = template.format(**{k: _number(v) for k, v in ctx.items()})
+            elif kind.split("_")[0] in _TYPE_EXPECTED and kind.endswith(("_type", "_parsing")):
+                problem = f"got {describe(value)}"
+                expected = _TYPE_EXPECTED[kind.split("_")[0]]
+            else:
+                problem = str(err["msg"]).removeprefix("Value error, ")
+            pending.append((loc, problem, expected))
+        for loc, problem, expected in pending:
+            if problem.startswith("missing required") and (loc[:-1], loc[-1]) in resolved:
+                continue
+            self.add((*prefix, *loc), problem, expected)
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            ordered = sorted(self.found, key=lambda p: p.line or 0)
+            raise ConfigInvalid(ordered)
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The concrete types behind ``Annotated``/``Optional``/unions."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [t for arg in typing.get_args(tp) for t in _unwrap(arg)]
+    return [tp]
+
+
+def fields_at(model: type[BaseModel], loc: Loc) -> set[str]:
+    """The field names a model allows at ``loc`` (for "unknown field" messages)."""
+    current: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for tp in (t for c in current for t in _unwrap(c)):
+            origin = typing.get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                if isinstance(part, str) and part in tp.model_fields:
+                    following.append(tp.model_fields[part].annotation)
+                else:
+                    following.append(tp)  # a union tag: stay on this type
+            elif origin in (list, tuple) and isinstance(part, int):
+                following.append(typing.get_args(tp)[0])
+            elif origin is dict and isinstance(part, str):
+                following.append(typing.get_args(tp)[1])
+        current = following
+    names: set[str] = set()
+    for tp in (t for c in current for t in _unwrap(c)):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            names.update(tp.model_fields)
+    return names
