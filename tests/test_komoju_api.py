@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -228,3 +229,20 @@ def test_webhook_faults_drop_and_reorder(sim: SimThread) -> None:
              if json.loads(h.body)["data"]["id"] in ids]
     assert order == [second["id"], first["id"]]  # held, then delivered newest first
     assert lost["id"] not in {json.loads(h.body)["data"]["id"] for h in sim.webhooks}
+
+
+def test_decline_mix_and_latency_model_apply(tmp_path: Any) -> None:
+    from paystab.stack.catalog import LatencyModel
+
+    spec = replace(universal_spec("komoju"), latency=LatencyModel(60.0, 0.01, 100.0),
+                   decline_mix={"declined.insufficient_funds": 1.0})
+    with SimThread([spec], tmp_path) as thread:
+        client = api(thread)
+        started = time.monotonic()
+        declined = client.post("/payments", card(order="o-mix"))
+        assert time.monotonic() - started >= 0.05  # the provider's service time
+        assert (declined.status_code, declined.json()["error"]["code"]) == (
+            402, "insufficient_funds")
+        slip = client.post("/payments", {"amount": 500, "currency": "JPY", "payment_details": {
+            "type": "konbini", "store": "lawson", "email": "c@example.com"}})
+        assert slip.status_code == 402  # the mix applies to every method it is given for
