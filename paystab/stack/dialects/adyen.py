@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import zlib
 from typing import Any
 
@@ -335,11 +334,11 @@ class AdyenDialect(DialectBase):
         if outcome is None:
             return _missing_reply()
         if outcome.code.startswith("declined.") or outcome.code.startswith("error."):
-            reason = refusal_for(outcome.code)
-            reply = validation_error("167", "Original payment was refused: nothing to modify")
-            doc = {**_loads(reply.body), "pspReference": outcome.provider_ref,
-                   "refusalReasonCode": reason.code}
-            return json_reply(422, doc)
+            return json_reply(422, {
+                "status": 422, "errorCode": "167", "errorType": "validation",
+                "message": "Original payment was refused: nothing to modify",
+                "pspReference": outcome.provider_ref,
+                "refusalReasonCode": refusal_for(outcome.code).code})
         kind = "refunds" if outcome.code == REFUNDED else "reversals"
         return json_reply(201, modification_doc(kind, outcome, MERCHANT_ACCOUNT, None, None))
 
@@ -354,20 +353,6 @@ class AdyenDialect(DialectBase):
 
     def rate_limited(self) -> HttpReply:
         return error_doc(429, "429", "Too many requests", "throttling")
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    out = ""
-    while number:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-    return out or "0"
-
-
-def _loads(body: bytes) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(body)
-    return doc
 
 
 def _unauthorized() -> HttpReply:
