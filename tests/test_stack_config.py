@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from paystab.config.problems import ConfigInvalid
 from paystab.exceptions import InvalidInput
 from paystab.stack.config import load_stack_config
 
@@ -53,3 +54,20 @@ def test_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, f
     assert err.source == str(path) and err.line == line and err.field == field
     assert words in err.message and str(path) in err.message
     assert err.exit_code == 2
+
+
+def test_yaml12_scalars_every_error_and_did_you_mean(tmp_path: Path) -> None:
+    settings = load_stack_config(write(tmp_path, "providers:\n  card-alpha: {countries: [JP, NO]}\n"))
+    alpha = next(p for p in settings.providers if p.name == "card-alpha")
+    assert alpha.countries == ("JP", "NO")  # Norway, not False
+    path = write(tmp_path, "routing:\n  max_attempts: 0\n  respons_timeout: 2s\n"
+                           "providers:\n  card-alfa: {fee_bps: 10}\n")
+    with pytest.raises(InvalidInput) as info:
+        load_stack_config(path)
+    text = info.value.message
+    assert text.startswith(f"{path}:2: routing.max_attempts: 0 is too small"), text
+    assert f"{path}:3: routing.respons_timeout: unknown field" in text
+    assert "did you mean 'response_timeout'?" in text
+    assert f"{path}:5: providers.card-alfa: unknown provider 'card-alfa' (did you mean " \
+           "'card-alpha'?)" in text
+    assert isinstance(info.value, ConfigInvalid) and len(info.value.problems) == 3

@@ -2,7 +2,9 @@
 
 Every key is optional; what is given overrides the defaults of ``stack/catalog.py``.
 Providers are overridden by name (or added, given a dialect and methods), or removed with
-``enabled: false``. Durations carry units. Errors name the file, line and field::
+``enabled: false``. Durations carry units. The file is read as YAML 1.2 and validated
+against :class:`StackConfigModel` (shipped as ``stack-config.schema.json``); every error
+names the file, line and field, all of them at once::
 
     seed: 7
     trace_sample_ratio: 0.1
@@ -17,15 +19,16 @@ Providers are overridden by name (or added, given a dialect and methods), or rem
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Annotated, Literal
 
+from pydantic import Field, ValidationError
+
+from paystab.config.problems import Problems, did_you_mean
+from paystab.config.types import Duration, Strict
+from paystab.config.yaml12 import Loc, load_file_with_lines
 from paystab.stack.catalog import (
-    CARD_BRANDS,
-    CURRENCIES,
-    METHODS,
-    WALLET_BRANDS,
     BreakerSettings,
     LatencyModel,
     ProviderSpec,
@@ -34,131 +37,177 @@ from paystab.stack.catalog import (
     default_providers,
 )
 from paystab.stack.errors import DECLINE_CODES
-from paystab.yamlsrc import Node, load_yaml
 
-_ROUTING_DURATIONS = {"connect_timeout": "connect_timeout_ms", "response_timeout": "response_timeout_ms",
-                      "status_lookup_timeout": "status_lookup_timeout_ms"}
-_ROUTING_FLOATS = {"exploration_share": (0.0, 1.0),
-                   "healthy_failure_ratio": (0.0, 0.5), "retry_budget_ratio": (0.0, 10.0),
-                   "retry_budget_min_per_s": (0.0, 10000.0), "latency_weight": (0.0, 1.0),
-                   "fee_weight": (0.0, 1.0)}
-_ROUTING_INTS = {"max_attempts": (1, 10), "max_concurrency": (1, 1_000_000)}
+Method = Literal["card", "wallet", "bank_transfer", "konbini"]
+Currency = Literal["JPY", "USD", "EUR", "KRW", "SGD", "IDR", "BRL", "GBP"]
+CardBrand = Literal["visa", "mastercard", "jcb", "amex"]
+WalletBrand = Literal["paypay", "kakaopay", "grabpay"]
+_B = BreakerSettings()
+_R = RoutingSettings()
 
 
-def _routing(node: Node) -> RoutingSettings:
-    node.only_keys({*_ROUTING_DURATIONS, *_ROUTING_FLOATS, *_ROUTING_INTS, "breaker",
-                    "health_window", "health_block"})
-    values: dict[str, object] = {}
-    for key, attr in _ROUTING_DURATIONS.items():
-        if node.has(key):
-            values[attr] = node.field(key).as_duration_s(lo=0.001, hi=600) * 1000.0
-    for key, (lo, hi) in _ROUTING_FLOATS.items():
-        if node.has(key):
-            values[key] = node.field(key).as_float(lo, hi)
-    for key, (ilo, ihi) in _ROUTING_INTS.items():
-        if node.has(key):
-            values[key] = node.field(key).as_int(ilo, ihi)
-    if node.has("health_window"):
-        values["health_window_s"] = node.field("health_window").as_duration_s(lo=1, hi=3600)
-    if node.has("health_block"):
-        values["health_block_s"] = node.field("health_block").as_duration_s(lo=0.1, hi=600)
-    if node.has("breaker"):
-        b = node.field("breaker")
-        b.only_keys({"failure_ratio", "window", "min_calls", "open_for", "half_open_probes"})
-        defaults = BreakerSettings()
-
-        def pick(key: str, read: Callable[[Node], float], default: float) -> float:
-            return read(b.field(key)) if b.has(key) else default
-
-        values["breaker"] = BreakerSettings(
-            failure_ratio=pick("failure_ratio", lambda n: n.as_float(0.0, 1.0), defaults.failure_ratio),
-            window_s=pick("window", lambda n: n.as_duration_s(lo=1, hi=3600), defaults.window_s),
-            min_calls=int(pick("min_calls", lambda n: n.as_int(1, 100000), defaults.min_calls)),
-            open_s=pick("open_for", lambda n: n.as_duration_s(lo=0.1, hi=3600), defaults.open_s),
-            half_open_probes=int(pick("half_open_probes", lambda n: n.as_int(1, 1000), defaults.half_open_probes)),
-        )
-    return replace(RoutingSettings(), **values)  # type: ignore[arg-type]
+class BreakerModel(Strict):
+    failure_ratio: float = Field(default=_B.failure_ratio, ge=0.0, le=1.0)
+    window: Duration = Field(default=_B.window_s, ge=1, le=3600)
+    min_calls: int = Field(default=_B.min_calls, ge=1, le=100000)
+    open_for: Duration = Field(default=_B.open_s, ge=0.1, le=3600)
+    half_open_probes: int = Field(default=_B.half_open_probes, ge=1, le=1000)
 
 
-def _string_list(node: Node, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(e.as_choice(allowed) for e in node.elements())
+class RoutingModel(Strict):
+    connect_timeout: Duration = Field(default=_R.connect_timeout_ms / 1000, ge=0.001, le=600)
+    response_timeout: Duration = Field(default=_R.response_timeout_ms / 1000, ge=0.001, le=600)
+    status_lookup_timeout: Duration = Field(default=_R.status_lookup_timeout_ms / 1000,
+                                            ge=0.001, le=600)
+    exploration_share: float = Field(default=_R.exploration_share, ge=0.0, le=1.0)
+    healthy_failure_ratio: float = Field(default=_R.healthy_failure_ratio, ge=0.0, le=0.5)
+    retry_budget_ratio: float = Field(default=_R.retry_budget_ratio, ge=0.0, le=10.0)
+    retry_budget_min_per_s: float = Field(default=_R.retry_budget_min_per_s, ge=0.0, le=10000.0)
+    latency_weight: float = Field(default=_R.latency_weight, ge=0.0, le=1.0)
+    fee_weight: float = Field(default=_R.fee_weight, ge=0.0, le=1.0)
+    max_attempts: int = Field(default=_R.max_attempts, ge=1, le=10)
+    max_concurrency: int = Field(default=_R.max_concurrency, ge=1, le=1_000_000)
+    health_window: Duration = Field(default=_R.health_window_s, ge=1, le=3600)
+    health_block: Duration = Field(default=_R.health_block_s, ge=0.1, le=600)
+    breaker: BreakerModel = BreakerModel()
+
+    def settings(self) -> RoutingSettings:
+        b = self.breaker
+        return RoutingSettings(
+            exploration_share=self.exploration_share,
+            healthy_failure_ratio=self.healthy_failure_ratio,
+            health_window_s=self.health_window, health_block_s=self.health_block,
+            latency_weight=self.latency_weight, fee_weight=self.fee_weight,
+            connect_timeout_ms=self.connect_timeout * 1000.0,
+            response_timeout_ms=self.response_timeout * 1000.0,
+            status_lookup_timeout_ms=self.status_lookup_timeout * 1000.0,
+            retry_budget_ratio=self.retry_budget_ratio,
+            retry_budget_min_per_s=self.retry_budget_min_per_s,
+            max_attempts=self.max_attempts, max_concurrency=self.max_concurrency,
+            breaker=BreakerSettings(failure_ratio=b.failure_ratio, window_s=b.window,
+                                    min_calls=b.min_calls, open_s=b.open_for,
+                                    half_open_probes=b.half_open_probes))
 
 
-def _provider(name: str, node: Node, base: ProviderSpec | None) -> ProviderSpec | None:
-    node.only_keys({"enabled", "dialect", "methods", "currencies", "countries", "card_brands",
-                    "wallet_brands", "fee_bps", "backup", "latency", "decline_mix",
-                    "async_completion", "port"})
-    if node.has("enabled") and not node.field("enabled").as_bool():
-        return None
+class LatencyOverride(Strict):
+    median: Duration | None = Field(default=None, ge=0, le=60)
+    sigma: float | None = Field(default=None, ge=0.0, le=3.0)
+    max: Duration | None = Field(default=None, ge=0.001, le=600)
+
+
+class ProviderOverride(Strict):
+    """Changes to a built-in provider, or a new one (then ``dialect`` and ``methods``)."""
+
+    enabled: bool = True
+    dialect: str | None = Field(default=None, description="a provider API dialect")
+    methods: list[Method] | None = None
+    currencies: list[Currency] | None = None
+    countries: list[Annotated[str, Field(min_length=1)]] | None = None
+    card_brands: list[CardBrand] | None = None
+    wallet_brands: list[WalletBrand] | None = None
+    fee_bps: int | None = Field(default=None, ge=0, le=10000)
+    backup: bool | None = None
+    latency: LatencyOverride | None = None
+    decline_mix: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
+    async_completion: Duration | None = Field(default=None, ge=0, le=3600)
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class StackConfigModel(Strict):
+    """``paystab up --config``: overrides of the reference stack's defaults."""
+
+    seed: int | None = Field(default=None, ge=0)
+    trace_sample_ratio: float = Field(default=StackSettings().trace_sample_ratio, ge=0.0, le=1.0)
+    routing: RoutingModel = RoutingModel()
+    providers: dict[str, ProviderOverride | None] = Field(default_factory=dict)
+
+
+def _provider(name: str, m: ProviderOverride, base: ProviderSpec | None, where: Loc,
+              problems: Problems) -> ProviderSpec | None:
+    from paystab.stack.dialects import DIALECTS
+
+    if m.dialect is not None and m.dialect not in DIALECTS:
+        problems.add((*where, "dialect"), f"unknown value '{m.dialect}'"
+                     f"{did_you_mean(m.dialect, DIALECTS)}", "one of " + ", ".join(sorted(DIALECTS)))
+    for code in m.decline_mix or {}:
+        if code not in DECLINE_CODES:
+            problems.add((*where, "decline_mix", code), f"unknown decline code '{code}'"
+                         f"{did_you_mean(code, DECLINE_CODES)}", "one of " + ", ".join(DECLINE_CODES))
+    if m.decline_mix and sum(m.decline_mix.values()) > 1.0:
+        problems.add((*where, "decline_mix"), "the shares add up to more than 1")
     if base is None:
-        if not node.has("dialect") or not node.has("methods"):
-            raise node.error(f"new provider '{name}' needs 'dialect' and 'methods'")
-        base = ProviderSpec(name, node.field("dialect").as_str(),
-                            _string_list(node.field("methods"), METHODS))
-    values: dict[str, object] = {}
-    if node.has("dialect"):
-        from paystab.stack.dialects import DIALECTS
+        if m.dialect is None or m.methods is None:
+            return None  # reported by _unknown_providers
+        base = ProviderSpec(name, m.dialect, tuple(m.methods))
+    lat = m.latency or LatencyOverride()
+    return replace(
+        base,
+        dialect=base.dialect if m.dialect is None else m.dialect,
+        methods=base.methods if m.methods is None else tuple(m.methods),
+        currencies=base.currencies if m.currencies is None else tuple(m.currencies),
+        countries=base.countries if m.countries is None else tuple(m.countries),
+        card_brands=base.card_brands if m.card_brands is None else tuple(m.card_brands),
+        wallet_brands=base.wallet_brands if m.wallet_brands is None else tuple(m.wallet_brands),
+        fee_bps=base.fee_bps if m.fee_bps is None else m.fee_bps,
+        backup=base.backup if m.backup is None else m.backup,
+        async_completion_s=base.async_completion_s if m.async_completion is None
+        else m.async_completion,
+        port=base.port if m.port is None else m.port,
+        latency=LatencyModel(
+            median_ms=base.latency.median_ms if lat.median is None else lat.median * 1000,
+            sigma=base.latency.sigma if lat.sigma is None else lat.sigma,
+            max_ms=base.latency.max_ms if lat.max is None else lat.max * 1000),
+        decline_mix=base.decline_mix if m.decline_mix is None else dict(m.decline_mix),
+    )
 
-        values["dialect"] = node.field("dialect").as_choice(tuple(DIALECTS))
-    if node.has("methods"):
-        values["methods"] = _string_list(node.field("methods"), METHODS)
-    if node.has("currencies"):
-        values["currencies"] = _string_list(node.field("currencies"), CURRENCIES)
-    if node.has("countries"):
-        values["countries"] = tuple(e.as_str() for e in node.field("countries").elements())
-    if node.has("card_brands"):
-        values["card_brands"] = _string_list(node.field("card_brands"), CARD_BRANDS)
-    if node.has("wallet_brands"):
-        values["wallet_brands"] = _string_list(node.field("wallet_brands"), WALLET_BRANDS)
-    if node.has("fee_bps"):
-        values["fee_bps"] = node.field("fee_bps").as_int(0, 10000)
-    if node.has("backup"):
-        values["backup"] = node.field("backup").as_bool()
-    if node.has("port"):
-        values["port"] = node.field("port").as_int(0, 65535)
-    if node.has("async_completion"):
-        values["async_completion_s"] = node.field("async_completion").as_duration_s(lo=0, hi=3600)
-    if node.has("latency"):
-        lat = node.field("latency")
-        lat.only_keys({"median", "sigma", "max"})
-        current = base.latency
-        values["latency"] = LatencyModel(
-            median_ms=lat.field("median").as_duration_s(lo=0, hi=60) * 1000 if lat.has("median") else current.median_ms,
-            sigma=lat.field("sigma").as_float(0.0, 3.0) if lat.has("sigma") else current.sigma,
-            max_ms=lat.field("max").as_duration_s(lo=0.001, hi=600) * 1000 if lat.has("max") else current.max_ms,
-        )
-    if node.has("decline_mix"):
-        mix: dict[str, float] = {}
-        for code, share in node.field("decline_mix").items():
-            if code not in DECLINE_CODES:
-                raise share.error(f"unknown decline code '{code}'", expected="one of " + ", ".join(DECLINE_CODES))
-            mix[code] = share.as_float(0.0, 1.0)
-        if sum(mix.values()) > 1.0:
-            raise node.field("decline_mix").error("the shares add up to more than 1")
-        values["decline_mix"] = mix
-    return replace(base, **values)  # type: ignore[arg-type]
+
+def _unknown_providers(value: object, problems: Problems) -> None:
+    """A provider name that is not built in needs ``dialect`` and ``methods``: most often it
+    is a typo (``card-alfa``). Checked on the raw value, so it is reported with the rest."""
+    providers = value.get("providers") if isinstance(value, dict) else None
+    if not isinstance(providers, dict):
+        return
+    known = [p.name for p in default_providers()]
+    for name, override in providers.items():
+        given = override if isinstance(override, dict) else {}
+        if name in known or given.get("enabled") is False:
+            continue
+        if "dialect" not in given or "methods" not in given:
+            problems.add(("providers", name),
+                         f"unknown provider '{name}'{did_you_mean(name, known)}; a new "
+                         "provider needs 'dialect' and 'methods'",
+                         "one of " + ", ".join(known) + ", or a new one with dialect and methods")
+
+
+def stack_settings(value: object, lines: dict[Loc, int], source: str) -> StackSettings:
+    """Validate a parsed stack config and apply it to the defaults; every problem at once."""
+    problems = Problems(source, lines)
+    _unknown_providers(value, problems)
+    try:
+        model = StackConfigModel.model_validate(value)
+    except ValidationError as exc:
+        problems.add_validation(exc, StackConfigModel)
+        problems.raise_if_any()
+        raise
+    by_name = {p.name: p for p in default_providers()}
+    for name, override in model.providers.items():
+        if override is not None and not override.enabled:
+            by_name.pop(name, None)
+            continue
+        spec = _provider(name, override or ProviderOverride(), by_name.get(name),
+                         ("providers", name), problems)
+        if spec is not None:
+            by_name[name] = spec
+    if not by_name:
+        problems.add(("providers",), "every provider is disabled", "at least one")
+    problems.raise_if_any()
+    return StackSettings(providers=list(by_name.values()) if model.providers
+                         else default_providers(),
+                         routing=model.routing.settings(),
+                         trace_sample_ratio=model.trace_sample_ratio, seed=model.seed)
 
 
 def load_stack_config(path: str | Path) -> StackSettings:
-    root = load_yaml(path)
-    root.only_keys({"seed", "trace_sample_ratio", "routing", "providers"})
-    settings = StackSettings()
-    values: dict[str, object] = {}
-    if root.has("seed"):
-        values["seed"] = root.field("seed").as_int(0)
-    if root.has("trace_sample_ratio"):
-        values["trace_sample_ratio"] = root.field("trace_sample_ratio").as_float(0.0, 1.0)
-    if root.has("routing"):
-        values["routing"] = _routing(root.field("routing"))
-    if root.has("providers"):
-        by_name = {p.name: p for p in default_providers()}
-        for name, node in root.field("providers").items():
-            spec = _provider(name, node, by_name.get(name))
-            if spec is None:
-                by_name.pop(name, None)
-            else:
-                by_name[name] = spec
-        if not by_name:
-            raise root.field("providers").error("every provider is disabled", expected="at least one")
-        values["providers"] = list(by_name.values())
-    return replace(settings, **values)  # type: ignore[arg-type]
+    value, lines = load_file_with_lines(path)
+    return stack_settings(value, lines, str(path))
+
