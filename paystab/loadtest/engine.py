@@ -16,6 +16,10 @@ attempt, retries on 5xx/409/425/429/timeouts/broken connections, full-jitter bac
 honours ``Retry-After``, a deadline); attempts are counted in Locust's statistics (batched,
 ``locust_stats.py``) and every checkout becomes one ``CheckoutRecord``.
 
+A declarative checkout flow (``flow.py``, ``flow_run.py``) runs on the same lanes: the lane
+keeps the flow's step and values, and an answer that moves the flow on sends the next step
+on the same connection at once; polls wait on the engine's timers like backoffs.
+
 Plain HTTP only (the reference stack, a staging gateway on a private network); for
 ``https://`` targets the users fall back to a geventhttpclient connection each
 (``transport.py``), at a fraction of the rate.
@@ -34,6 +38,7 @@ from gevent import monkey
 from gevent.socket import wait_read
 
 from paystab.loadtest.checkout import AttemptFailed, backoff_s, judge, retry_after_s
+from paystab.loadtest.flow_run import CompiledFlow, CompiledStep
 from paystab.loadtest.http1 import MalformedResponse, Response, ResponseReader
 from paystab.loadtest.locust_stats import StatsBatch
 from paystab.loadtest.pacing import ArrivalPacer, UserSlot
@@ -54,9 +59,10 @@ RECV_BYTES = 65536
 class Lane(UserSlot):
     """One user's connection and the checkout on it (if any)."""
 
-    __slots__ = ("attempt", "checkout_deadline", "currency", "engine", "fd", "key", "lag_ms", "method",
-                 "name", "out", "pacer", "reader", "request", "resent", "retired", "reused", "sent_at",
-                 "sock", "started_wall", "state", "t0", "taken_seq", "token")
+    __slots__ = ("attempt", "checkout_deadline", "currency", "engine", "fd", "key", "lag_ms",
+                 "method", "name", "out", "pacer", "polls", "reader", "request", "resent", "retired",
+                 "retries", "reused", "sent_at", "sock", "started_wall", "state", "step", "t0",
+                 "taken_seq", "token", "values")
 
     def __init__(self, engine: CheckoutEngine) -> None:
         super().__init__()
@@ -83,6 +89,10 @@ class Lane(UserSlot):
         self.checkout_deadline = 0.0
         self.reused = False
         self.resent = False
+        self.step: CompiledStep | None = None  # the flow step in progress (None: paystab's payment)
+        self.values: dict[str, Any] = {}
+        self.polls = 0
+        self.retries = 0  # re-sent attempts over the whole checkout (polls are not retries)
 
     def wake(self) -> None:
         self.engine.start(self)
@@ -152,10 +162,15 @@ class CheckoutEngine:
         seq = lane.taken_seq = lane.seq
         lane.seq = -1
         lane.pacer = self._pacer
-        payment = factory.payment(seq)
         now_wall = time.time()
         lane.started_wall = now_wall
         lane.lag_ms = max(now_wall - lane.scheduled_at, 0.0) * 1000.0
+        lane.retries = 0
+        lane.step = None
+        if session.flow is not None:
+            self._start_flow(lane, seq, session.flow, plan.retry.deadline_s)
+            return
+        payment = factory.payment(seq)
         lane.method, lane.currency = payment.method, payment.currency
         name = self._names.get(payment.method)
         if name is None:
@@ -174,10 +189,30 @@ class CheckoutEngine:
         lane.checkout_deadline = now + plan.retry.deadline_s
         self._send_attempt(lane)
 
+    def _start_flow(self, lane: Lane, seq: int, flow: CompiledFlow, deadline_s: float) -> None:
+        """A declarative flow's first step (``flow_run.py`` builds and judges each step)."""
+        plan = self.session.plan
+        assert plan is not None
+        lane.key = key = f"{plan.run_id}-{self.session.stream}-{seq}"
+        lane.values, lane.method, lane.currency = flow.values(seq, key)
+        lane.t0 = now = time.monotonic()
+        lane.checkout_deadline = now + deadline_s
+        self._begin_step(lane, flow.steps[0])
+        self._send_attempt(lane)
+
+    def _begin_step(self, lane: Lane, step: CompiledStep) -> None:
+        lane.step = step
+        lane.polls = 1
+        lane.attempt = 0
+        lane.name = step.name
+        lane.request = step.request(lane.values, self.prefix, self.host_header)
+
     def _send_attempt(self, lane: Lane) -> None:
         plan = self.session.plan
         assert plan is not None
         lane.attempt += 1
+        if lane.attempt > 1:
+            lane.retries += 1
         lane.resent = False
         lane.token += 1
         lane.sent_at = now = time.monotonic()
@@ -280,7 +315,9 @@ class CheckoutEngine:
         lane.reused = True
         if not response.keep_alive:
             self._close(lane)
-        verdict = judge(response.status, response.body, None)
+        step = lane.step
+        verdict = (judge(response.status, response.body, None) if step is None
+                   else step.judge(response.status, response.body, lane.values))
         self._report(lane.name, elapsed_ms, len(response.body),
                      verdict.status if verdict.outcome == "failed" else None)
         self._next(lane, verdict.outcome, verdict.status, verdict.code, verdict.retryable,
@@ -316,11 +353,29 @@ class CheckoutEngine:
                     lane.token += 1
                     self._schedule(lane, now + wait)
                     return
+        step = lane.step
+        if step is not None:
+            if (outcome in step.poll_while and lane.polls < step.poll_max
+                    and now + step.poll_interval_s < lane.checkout_deadline):
+                lane.polls += 1  # ask the same step again after its interval
+                lane.attempt = 0
+                lane.request = step.request(lane.values, self.prefix, self.host_header)
+                lane.state = BACKOFF
+                lane.token += 1
+                self._schedule(lane, now + step.poll_interval_s)
+                return
+            if outcome == "continue":
+                flow = self.session.flow
+                if flow is not None and not step.last:
+                    self._begin_step(lane, flow.steps[step.index + 1])
+                    self._send_attempt(lane)
+                    return
+                outcome, status = "failed", "no_final_answer"
         session = self.session
         session.record(CheckoutRecord(
             lane.started_wall, lane.method, lane.currency, outcome, status, code,
-            (now - lane.t0) * 1000.0, lane.attempt, http_status, lane.lag_ms, session.stream,
-            lane.taken_seq))
+            (now - lane.t0) * 1000.0, lane.retries + 1, http_status, lane.lag_ms,
+            session.stream, lane.taken_seq))
         lane.state = IDLE
         lane.seq = -1
         if lane.pacer is not None:

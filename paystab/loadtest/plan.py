@@ -60,6 +60,7 @@ class LoadPlan:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     path: str = "/v1/payments"
+    flow: dict[str, Any] | None = None  # a checked flow.Flow as JSON; None: paystab's payment
 
     def make_profile(self) -> Profile:
         return make_profile(self.profile, self.rate, self.duration_s, self.params)
@@ -86,7 +87,7 @@ class LoadPlan:
 def build_plan(
     profile: str, rate: float, duration_s: float | None = None, *, users: int | None = None,
     seed: int = 0, params: dict[str, float] | None = None, mix: PaymentMix | None = None,
-    retry: RetryPolicy | None = None,
+    retry: RetryPolicy | None = None, flow: dict[str, Any] | None = None,
 ) -> LoadPlan:
     """Validate everything up front (InvalidInput → exit 2) and size the user pool."""
     shape = make_profile(profile, rate, duration_s, params)
@@ -97,4 +98,5 @@ def build_plan(
         profile=profile, rate=shape.rate, duration_s=shape.duration_s,
         users=users if users is not None else default_users(shape.peak_rate()), seed=seed,
         params=dict(params or {}), mix=mix or PaymentMix(), retry=retry or RetryPolicy(),
+        flow=flow,
     )

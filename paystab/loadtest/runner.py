@@ -67,7 +67,7 @@ class Harness:
     def __init__(
         self, target_url: str, plan: LoadPlan, *, processes: int = 1,
         on_record: Callable[[CheckoutRecord], None] | None = None, live: bool = False,
-        console: Console | None = None,
+        console: Console | None = None, user_classes: Sequence[type[Any]] | None = None,
     ) -> None:
         if not 1 <= processes <= MAX_PROCESSES:
             raise InvalidInput(f"{processes} processes", source="--processes",
@@ -82,9 +82,21 @@ class Harness:
         self.sink = RecordSink(on_record=on_record)
         self.live = live
         self.console = console
+        if plan.flow is not None and not target_url.startswith("http://"):
+            raise InvalidInput(f"a checkout flow needs a plain http:// target, not {target_url!r}",
+                               source="--target", expected="http://HOST:PORT (https flows are "
+                               "not supported yet)")
+        if user_classes is not None and processes > 1:
+            raise InvalidInput("a user's locustfile runs in one process for now",
+                               source="--processes", expected="1 with -f")
         _quiet_spawn_rate_warning()
-        self.env = Environment(user_classes=[locustfile.CheckoutUser], host=target_url,
+        classes: list[Any] = (list(user_classes) if user_classes is not None
+                              else [locustfile.CheckoutUser])
+        self.env = Environment(user_classes=classes, host=target_url,
                                stop_timeout=plan.drain_s, catch_exceptions=True)
+        if user_classes is not None:
+            from paystab.loadtest.userfile import install
+            install(self.env)
         self.workers: WorkerProcesses | None = None
         self.view: LiveView | None = None
         self._session: LoadSession | None = None
@@ -207,11 +219,13 @@ def run_load(
     html_path: str | Path | None = None, preflight: bool = True,
     expected_peak: float | None = None, plan: LoadPlan | None = None,
     on_started: Callable[[Harness], None] | None = None,
+    user_classes: Sequence[type[Any]] | None = None,
 ) -> LoadResult:
     """Run one load and return its result (thresholds evaluated, never raised on).
 
     ``on_record`` is called in this process for every finished checkout (with
-    ``processes > 1``, in batches every ~0.5 s). ``stop_event.is_set()`` ends the run early
+    ``processes > 1``, in batches every ~0.5 s). ``user_classes`` (a user's locustfile,
+    made ``userfile.paced``) replace paystab's checkout user. ``stop_event.is_set()`` ends the run early
     (``result.interrupted``). Bad input raises InvalidInput; an unreachable target
     EnvironmentProblem — both before any load is sent.
     """
@@ -221,7 +235,8 @@ def run_load(
     check_window(window_s)
     if preflight:
         check_reachable(target_url)
-    harness = Harness(target_url, plan, processes=processes, on_record=on_record, live=live)
+    harness = Harness(target_url, plan, processes=processes, on_record=on_record, live=live,
+                      user_classes=user_classes)
     try:
         harness.start()
         if on_started is not None:

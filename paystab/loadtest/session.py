@@ -28,6 +28,8 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from paystab.loadtest.engine import CheckoutEngine
+from paystab.loadtest.flow import flow_from_json
+from paystab.loadtest.flow_run import CompiledFlow
 from paystab.loadtest.mix import PaymentFactory
 from paystab.loadtest.pacing import ArrivalPacer, process_cpu_s
 from paystab.loadtest.plan import LoadPlan
@@ -75,6 +77,7 @@ class LoadSession:
         self.pacer: ArrivalPacer | None = None
         self.engine: CheckoutEngine | None = None  # made by the first user of an http:// target
         self.factory: PaymentFactory | None = None
+        self.flow: CompiledFlow | None = None  # a declarative flow; None: paystab's payment
         self.stream = 0
         self.share_count = 1
         self.rate_override: float | None = None
@@ -102,6 +105,8 @@ class LoadSession:
         self.profile = profile = self.plan.make_profile()
         self.stream, self.share_count = stream, share_count
         self.factory = PaymentFactory(self.plan.mix, self.plan.seed, stream)
+        self.flow = (CompiledFlow(flow_from_json(self.plan.flow), self.factory)
+                     if self.plan.flow is not None else None)
 
         def rate_at(t_s: float) -> float:
             override = self.rate_override
