@@ -69,7 +69,7 @@ def _target_options(fn: Any) -> Any:
 
 def _common_options(fn: Any) -> Any:
     for decorator in reversed([
-        click.option("--users", type=int, help="pool of checkout users (default: 2 s of peak "
+        click.option("--users", "-u", type=int, help="pool of checkout users (default: 2 s of peak "
                                               "arrivals)"),
         click.option("--processes", type=int, default=1, show_default=True,
                      help="load processes: 1 = in-process, N = a master + N local workers"),
@@ -94,7 +94,7 @@ def _console() -> Console:
 @click.option("--profile", default="steady", show_default=True,
               help="load shape (see --list-profiles)")
 @click.option("--rps", metavar="N", help="arrival rate, payments/s (default 50)")
-@click.option("--duration", metavar="S", help="seconds, or 30s/2m (default: the profile's)")
+@click.option("--duration", "-t", metavar="S", help="seconds, or 30s/2m (default: the profile's)")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="shape parameter, repeatable (see --list-profiles)")
 @click.option("--mix", "mix_path", type=click.Path(dir_okay=False),
@@ -106,12 +106,21 @@ def _console() -> Console:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="write Locust's HTML report")
 @click.option("--list-profiles", is_flag=True, help="list the load profiles and exit")
+@click.option("--flow", "flow_path", type=click.Path(dir_okay=False),
+              help="checkout flow YAML (steps, templates, classification; docs/load.md)")
+@click.option("-f", "--locustfile", type=click.Path(dir_okay=False),
+              help="your locustfile: its User classes, paced by paystab")
+@click.option("-r", "--spawn-rate", "_spawn_rate", type=float, hidden=True,
+              help="accepted for Locust users: paystab's users only wait, all start at once")
+@click.option("--headless", "_headless", is_flag=True, hidden=True,
+              help="accepted for Locust users: paystab has no web UI")
 @_common_options
 @click.pass_context
 def load(ctx: click.Context, target: str | None, ready_file: str | None, profile: str,
          rps: str | None, duration: str | None, params: tuple[str, ...], mix_path: str | None,
          window: str, csv_path: str | None, html_path: str | None, list_profiles: bool,
-         users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
+         flow_path: str | None, locustfile: str | None, _spawn_rate: float | None,
+         _headless: bool, users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
          json_dest: str | None, expected_peak: str | None, no_live: bool) -> None:
     """Run checkout load against a payment gateway at an open-model arrival rate.
 
@@ -128,17 +137,20 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
         return
     from paystab.loadtest.mix import PaymentMix
     from paystab.loadtest.plan import build_plan
+    from paystab.loadtest.sources import load_flow_json, load_locustfile
     from paystab.loadtest.target import check_reachable, resolve_target
     from paystab.loadtest.thresholds import parse_thresholds
 
     plan = build_plan(profile, _rate(rps, "--rps") or 50.0, _seconds(duration, "--duration"),
                       users=users, seed=seed, params=parse_params(list(params)),
-                      mix=PaymentMix.load(mix_path) if mix_path else None)
+                      mix=PaymentMix.load(mix_path) if mix_path else None,
+                      flow=load_flow_json(flow_path, locustfile))
     parse_thresholds(list(thresholds))
     window_s = _seconds(window, "--window") or 30.0
     peak = _rate(expected_peak, "--expected-peak")
     _check_processes(processes, plan.users)
     _check_outputs(json_dest, ("--csv", csv_path), ("--html", html_path))
+    user_classes, target = load_locustfile(locustfile, target, ready_file)
     url = resolve_target(target, ready_file)
     check_reachable(url)
 
@@ -149,7 +161,8 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     with _graceful_stop() as stop:
         result = run_load(url, plan=plan, processes=processes, thresholds=list(thresholds),
                           window_s=window_s, live=not no_live, html_path=html_path,
-                          preflight=False, expected_peak=peak, stop_event=stop)
+                          preflight=False, expected_peak=peak, stop_event=stop,
+                          user_classes=user_classes)
     if csv_path:
         write_csv(result.records, csv_path)
     if json_dest == "-":
