@@ -322,3 +322,18 @@ def test_each_notification_endpoint_gets_its_own_signature(sim: SimThread) -> No
     assert len(docs) == 2
     assert sorted(util.is_valid_hmac_notification(d, first_key) for d in docs) == [False, True]
     assert sorted(util.is_valid_hmac_notification(d, second_key) for d in docs) == [False, True]
+
+
+def test_technical_cancel_by_merchant_reference(sim: SimThread) -> None:
+    adyen = client(sim)
+    psp = adyen.checkout.payments_api.payments(card_payment("order-technical")).psp
+    cancelled = adyen.checkout.modifications_api.cancel_authorised_payment(
+        {"merchantAccount": "ShopECOM", "paymentReference": "order-technical",
+         "reference": "tc-1"})
+    assert cancelled.status_code == 201 and cancelled.message["status"] == "received"
+    assert _ledger(sim)[psp] == "voided"
+    (doc,) = _notifications(sim, psp, "TECHNICAL_CANCEL")[:1]
+    assert doc["notificationItems"][0]["NotificationRequestItem"]["success"] == "true"
+    unknown = adyen.checkout.modifications_api.cancel_authorised_payment(
+        {"merchantAccount": "ShopECOM", "paymentReference": "never-paid"})
+    assert unknown.status_code == 201  # received; nothing to cancel

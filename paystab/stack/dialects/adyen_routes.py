@@ -17,6 +17,10 @@ reconciler's ground truth:
   in the CAPTURE / CANCELLATION / REFUND / CANCEL_OR_REFUND notification. Amounts must
   equal the payment's (no partial captures or refunds: 422 ``137``).
 * ``POST /paymentMethods``: what the provider's spec takes, for the request's currency.
+* ``POST /cancels``: the technical cancel by ``paymentReference`` (the merchant reference of
+  the latest payment with it, remembered for this process's life) for when the shop never
+  got a pspReference: voids it whether captured or not; 201 ``received`` always (also for an
+  unknown reference); the TECHNICAL_CANCEL notification says whether it worked.
 * deterministic failures for tests: ``additionalData.paystabFailTimes = "N"`` or
   ``"N:error"`` fails the first N requests with that Idempotency-Key and reference with the
   injected error (server_error, rate_limited, malformed, bad_gateway); the next succeeds.
@@ -71,6 +75,7 @@ class AdyenState:
         self.pm_types: dict[str, str] = {}
         self.redirects: set[str] = set()  # wallet payments sent with a returnUrl
         self.endpoint_events: dict[str, frozenset[str]] = {}  # endpoint id → event codes
+        self.by_reference: dict[str, str] = {}  # merchant reference → latest payment's key
         listeners = getattr(host.book, "on_change", None)
         if isinstance(listeners, list):
             listeners.append(self._book_changed)
@@ -203,6 +208,7 @@ async def _payments(call: RouteCall) -> HttpReply:
     key = outcome.idempotency_key
     if not replay:
         state.merchants[key] = call.scratch["merchant"]
+        state.by_reference[outcome.payment_id] = key
         state.pm_types[key] = call.scratch["pm_type"]
         if call.scratch["redirect"]:
             state.redirects.add(key)
@@ -329,6 +335,30 @@ def _modification(kind: str) -> Any:
     return handler
 
 
+# -- POST /cancels: the technical cancel, by the merchant's own reference ---------------------
+async def _technical_cancel(call: RouteCall) -> HttpReply:
+    _version(call)
+    doc = _json(call)
+    merchant, reference = doc.get("merchantAccount"), doc.get("paymentReference")
+    if not isinstance(merchant, str) or not isinstance(reference, str) or not reference:
+        raise RouteError(validation_error("130", "merchantAccount and paymentReference are "
+                                                 "required"))
+    await call.wait()
+    state = _state(call)
+    key = state.by_reference.get(reference)
+    current = await call.host.book.lookup(key) if key is not None else None
+    psp = f"T{secrets.token_hex(8).upper()[1:]}"[:16]
+    if key is not None and current is not None:
+        success = current.code in ("approved", "pending") and \
+            (await call.host.book.void(key)) is not None
+        state.notify("TECHNICAL_CANCEL", current, success, psp=psp)
+    answer = {"merchantAccount": merchant, "paymentReference": reference,
+              "pspReference": psp, "status": "received"}
+    if isinstance(doc.get("reference"), str):
+        answer["reference"] = doc["reference"]
+    return json_reply(201, answer)
+
+
 # -- outside Adyen's API: the reference gateway's look-up and void by idempotency key ------
 async def _by_key_status(call: RouteCall) -> HttpReply:
     _version(call)
@@ -365,6 +395,7 @@ def adyen_routes() -> RouteTable:
         Route("POST", base, "charge", _payments, _parse_payment),
         Route("POST", f"{base}/details", "status", _details),
         Route("POST", "/{version}/paymentMethods", "status", _payment_methods),
+        Route("POST", "/{version}/cancels", "void", _technical_cancel),
         Route("POST", f"{base}/{{psp}}/captures", "charge", _modification("captures")),
         Route("POST", f"{base}/{{psp}}/cancels", "void", _modification("cancels")),
         Route("POST", f"{base}/{{psp}}/refunds", "refund", _modification("refunds")),
