@@ -135,15 +135,6 @@ class ChargeBook:
         record = await asyncio.shield(future)
         return record.charge_outcome(), False
 
-    def key_of_ref(self, provider_ref: str) -> str | None:
-        """The idempotency key of the charge the provider calls ``provider_ref`` (routed
-        dialects address charges by the PSP's own id; they index it themselves and ask here
-        only after a restart), or None."""
-        for record in self._records.values():
-            if record.provider_ref == provider_ref:
-                return record.key
-        return None
-
     def key_of(self, provider_ref: str) -> str | None:
         """The idempotency key of the charge called ``provider_ref``, if any."""
         return self._by_ref.get(provider_ref)
