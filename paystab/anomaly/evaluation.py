@@ -152,23 +152,3 @@ def first_alarm_after(times: FloatArray, condition: FloatArray, t0: float) -> fl
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values), q)) if len(values) else None
-
-
-def per_observation_cost_us(config: FailureRateConfig, attempts: int = 1_000_000,
-                            p: float = 0.005, seed: int = 0) -> tuple[float, float]:
-    """``(gross, net)`` µs per attempt of the strict per-attempt path ``CusumBank.observe``:
-    gross includes the caller's loop, net subtracts the bare loop."""
-    rng = np.random.default_rng(seed)
-    failed = (rng.random(attempts) < p).tolist()
-    times = (np.arange(attempts) / 100.0).tolist()
-    bank = CusumBank(config)
-    observe = bank.observe
-    started = time.perf_counter()
-    for f, t in zip(failed, times, strict=True):
-        observe(f, t)
-    elapsed = time.perf_counter() - started
-    started = time.perf_counter()
-    for _f, _t in zip(failed, times, strict=True):
-        pass
-    loop = time.perf_counter() - started
-    return elapsed / attempts * 1e6, max(0.0, elapsed - loop) / attempts * 1e6
