@@ -317,7 +317,7 @@ class OtlpReceiver:
             what = "nothing" if agg.last_data_at is None else "nothing new"
             raise SourceError(
                 f"source {self.name}: {what} received on {self.url or self.config.listen} for "
-                f"{time.time() - last:.0f}s",
+                f"over {self.config.stale_after_s:g}s",
                 hint="point the exporter (OTEL_EXPORTER_OTLP_ENDPOINT) at this address")
         self.lag_s = max(0.0, time.time() - agg.newest_data_s) if agg.newest_data_s else 0.0
         return agg.drain(now, interval)
