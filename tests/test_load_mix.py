@@ -117,3 +117,17 @@ def test_bad_mix_names_file_line_and_field(tmp_path: Path) -> None:
         PaymentMix.load(path)
     with pytest.raises(InvalidInput, match="decline_share"):
         PaymentMix(decline_share=1.5)
+
+
+def test_mix_reads_yaml12_and_reports_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "mix.yaml"
+    path.write_text("methods:\n  card:\n    weight: 1\n    markets:\n"
+                    "      - {currency: NOK, country: NO, weight: 1, median_amount: 9000}\n")
+    mix = PaymentMix.load(path)
+    assert mix.methods["card"].markets[0].country == "NO"  # Norway, not False
+    path.write_text("decline_share: 2\nmethods:\n  crad:\n    weight: 1\n    markets: []\n")
+    with pytest.raises(InvalidInput) as err:
+        PaymentMix.load(path)
+    text = err.value.render()
+    assert f"{path}:1: decline_share: 2 is too large" in text
+    assert f"{path}:4: methods.crad: unknown method 'crad' (did you mean 'card'?)" in text

@@ -20,6 +20,11 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import NamedTuple
 
+from pydantic import Field, ValidationError
+
+from paystab.config.problems import Problems, did_you_mean
+from paystab.config.types import Strict
+from paystab.config.yaml12 import Loc
 from paystab.exceptions import InvalidInput
 
 METHODS = ("card", "wallet", "bank_transfer", "konbini")
@@ -111,63 +116,67 @@ class PaymentMix:
 
     @classmethod
     def from_json(cls, data: dict[str, object], source: str = "mix") -> PaymentMix:
-        try:
-            methods_raw = data.get("methods")
-            methods = _default_methods() if methods_raw is None else {
-                str(name): MethodShare(
-                    float(spec["weight"]),
-                    tuple(Market(**{k: v for k, v in m.items()}) for m in spec["markets"]),
-                )
-                for name, spec in dict(methods_raw).items()  # type: ignore[call-overload]
-            }
-            return cls(methods=methods, decline_share=float(data.get("decline_share", 0.03)))  # type: ignore[arg-type]
-        except InvalidInput as exc:
-            raise InvalidInput(exc.problem, source=source, field=exc.field,
-                               expected=exc.expected) from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"not a payment mix: {exc}", source=source,
-                               expected="{decline_share, methods: {NAME: {weight, markets: "
-                                        "[{currency, country, weight, median_amount, sigma?, "
-                                        "brand?}]}}}") from None
+        """The mix of :meth:`to_json` (a load plan's); errors name the field."""
+        return mix_from_value(data, {}, source)
 
     @classmethod
     def load(cls, path: str | Path) -> PaymentMix:
-        """Read a mix from YAML (errors name the file, line and field)."""
-        from paystab.yamlsrc import load_yaml
+        """Read a mix from YAML 1.2 (every error names the file, line and field)."""
+        from paystab.config.yaml12 import load_file_with_lines
 
-        root = load_yaml(path)
-        root.only_keys({"decline_share", "methods"})
-        methods: dict[str, MethodShare] = {}
-        if root.has("methods"):
-            for name, node in root.field("methods").items():
-                name_node = node
-                if name not in METHODS:
-                    raise name_node.error(f"unknown method {name!r}",
-                                          expected="one of: " + ", ".join(METHODS))
-                node.only_keys({"weight", "markets"})
-                markets = []
-                for m in node.field("markets").elements():
-                    m.only_keys({"currency", "country", "weight", "median_amount", "sigma",
-                                 "brand"})
-                    brand = m.get("brand")
-                    markets.append(Market(
-                        currency=m.field("currency").as_str(),
-                        country=m.field("country").as_str(),
-                        weight=m.field("weight").as_float(lo=0.0),
-                        median_amount=m.field("median_amount").as_int(lo=1, hi=10**9),
-                        sigma=m.field("sigma").as_float(lo=0.0, hi=5.0) if m.has("sigma")
-                        else 0.8,
-                        brand=brand.as_str() if brand is not None else None,
-                    ))
-                methods[name] = MethodShare(node.field("weight").as_float(lo=0.0),
-                                            tuple(markets))
-        decline = root.get("decline_share")
-        try:
-            return cls(methods=methods or _default_methods(),
-                       decline_share=decline.as_float(0.0, 1.0) if decline else 0.03)
-        except InvalidInput as exc:
-            raise InvalidInput(exc.problem, source=str(path), field=exc.field,
-                               expected=exc.expected) from None
+        value, lines = load_file_with_lines(path)
+        return mix_from_value(value, lines, str(path))
+
+
+class MarketModel(Strict):
+    currency: str = Field(min_length=1)
+    country: str = Field(min_length=1)
+    weight: float = Field(ge=0.0)
+    median_amount: int = Field(ge=1, le=10**9, description="minor units")
+    sigma: float = Field(default=0.8, ge=0.0, le=5.0, description="log-normal spread")
+    brand: str | None = Field(default=None, description="wallet brand: paypay, kakaopay …")
+
+
+class MethodModel(Strict):
+    weight: float = Field(ge=0.0)
+    markets: list[MarketModel]
+
+
+class MixModel(Strict):
+    """``paystab load --mix FILE``: method shares, their markets, the decline-card share."""
+
+    decline_share: float = Field(default=0.03, ge=0.0, le=1.0)
+    methods: dict[str, MethodModel] | None = Field(default=None, description=(
+        "card, wallet, bank_transfer, konbini -> weight and markets; default: the built-in mix"))
+
+
+def mix_from_value(value: object, lines: dict[Loc, int], source: str) -> PaymentMix:
+    """Validate a parsed mix (YAML or JSON) into :class:`PaymentMix`; all errors at once."""
+    problems = Problems(source, lines)
+    methods_raw = value.get("methods") if isinstance(value, dict) else None
+    for name in methods_raw if isinstance(methods_raw, dict) else ():
+        if name not in METHODS:
+            problems.add(("methods", name), f"unknown method {name!r}"
+                         f"{did_you_mean(str(name), METHODS)}", "one of: " + ", ".join(METHODS))
+    try:
+        model = MixModel.model_validate(value)
+    except ValidationError as exc:
+        problems.add_validation(exc, MixModel)
+        problems.raise_if_any()
+        raise
+    problems.raise_if_any()
+    methods = _default_methods() if not model.methods else {
+        name: MethodShare(m.weight, tuple(
+            Market(currency=k.currency, country=k.country, weight=k.weight,
+                   median_amount=k.median_amount, sigma=k.sigma, brand=k.brand)
+            for k in m.markets))
+        for name, m in model.methods.items()}
+    try:
+        return PaymentMix(methods=methods, decline_share=model.decline_share)
+    except InvalidInput as exc:  # the checks across methods (PaymentMix.__post_init__)
+        problems.add(tuple(exc.field.split(".")) if exc.field else (), exc.problem, exc.expected)
+        problems.raise_if_any()
+        raise
 
 
 class Payment(NamedTuple):
