@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from paystab.anomaly import base
 from paystab.anomaly.base import Detection
-from paystab.collector.series import Sample
+from paystab.collector.series import Sample, median_without
 
 _QUANTILES = ("auto", "p50", "p95", "p99")
 
@@ -83,6 +83,9 @@ class LatencyDetector:
                 expected="one of " + ", ".join(_QUANTILES),
             )
         self.states: dict[str, _State] = {}
+        self._round_t = -math.inf
+        self._round_excess: dict[str, float] = {}
+        self._round_sorted: list[float] = []
 
     def update(self, sample: Sample) -> Detection | None:
         cfg = self.config
@@ -142,15 +145,17 @@ class LatencyDetector:
 
     def _peers_excess_ms(self, sample: Sample) -> float | None:
         """Median over the other providers (fresh samples, past warm-up) of how far their
-        latest quantile sits above their own baseline, in ms; None without peers."""
-        fresh = sample.time - max(1.0, 3.0 * sample.interval_s)
-        excess = sorted(st.last_q_ms - math.exp(st.base_log) for name, st in self.states.items()
-                        if name != sample.provider and st.last_t >= fresh
-                        and st.n >= self.config.warmup_samples)
-        if not excess:
-            return None
-        mid = len(excess) // 2
-        return excess[mid] if len(excess) % 2 else 0.5 * (excess[mid - 1] + excess[mid])
+        latest quantile sits above their own baseline, in ms; None without peers. The
+        excesses are taken once per round (at its first sample: the peers' previous
+        samples), so a round of n providers costs n log n, not n^2."""
+        if sample.time != self._round_t:
+            self._round_t = sample.time
+            fresh = sample.time - max(1.0, 3.0 * sample.interval_s)
+            self._round_excess = {
+                name: st.last_q_ms - math.exp(st.base_log) for name, st in self.states.items()
+                if st.last_t >= fresh and st.n >= self.config.warmup_samples}
+            self._round_sorted = sorted(self._round_excess.values())
+        return median_without(self._round_sorted, self._round_excess.get(sample.provider))
 
     def reset(self, provider: str | None = None) -> None:
         for name, st in self.states.items():

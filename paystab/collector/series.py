@@ -53,12 +53,26 @@ class Sample:
         return asdict(self)
 
 
-def _median(values: list[float]) -> float | None:
-    if not values:
+def median_without(ordered: Sequence[float], value: float | None) -> float | None:
+    """The median of ``ordered`` (sorted) with one occurrence of ``value`` left out (none
+    when ``value`` is None or absent): O(log n), so a round of n providers costs n log n."""
+    import bisect
+
+    n = len(ordered)
+    k = -1
+    if value is not None:
+        k = bisect.bisect_left(ordered, value)
+        if k >= n or ordered[k] != value:
+            k = -1
+    m = n - 1 if k >= 0 else n
+    if m <= 0:
         return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+    def at(j: int) -> float:
+        return ordered[j + 1 if 0 <= k <= j else j]
+
+    mid = m // 2
+    return at(mid) if m % 2 else 0.5 * (at(mid - 1) + at(mid))
 
 
 def with_peer_context(samples: Sequence[Sample]) -> list[Sample]:
@@ -66,16 +80,20 @@ def with_peer_context(samples: Sequence[Sample]) -> list[Sample]:
     oldest in-flight age and median p50 of the *other* providers that carry traffic
     (attempts completed or in flight). A drained or idle provider is nobody's peer."""
     busy = [s for s in samples if s.attempts > 0 or s.inflight > 0]
+    ages = sorted(s.oldest_inflight_age_s for s in busy)
+    p50s = sorted(s.p50_ms for s in busy if s.p50_ms is not None)
     out = []
     for sample in samples:
-        others = [s for s in busy if s.provider != sample.provider]
-        if not others:
+        mine = sample.attempts > 0 or sample.inflight > 0
+        peers = len(busy) - (1 if mine else 0)
+        if peers <= 0:
             out.append(sample)
             continue
         out.append(replace(
-            sample, peers=len(others),
-            peer_oldest_inflight_age_s=_median([s.oldest_inflight_age_s for s in others]),
-            peer_p50_ms=_median([s.p50_ms for s in others if s.p50_ms is not None]),
+            sample, peers=peers,
+            peer_oldest_inflight_age_s=median_without(
+                ages, sample.oldest_inflight_age_s if mine else None),
+            peer_p50_ms=median_without(p50s, sample.p50_ms if mine else None),
         ))
     return out
 
