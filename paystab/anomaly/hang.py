@@ -24,7 +24,8 @@ Host-wide slowness is not a provider hang. Two more conditions keep it out:
    loop blocked for 400 ms ages every attempt in flight by 400 ms;
 5. the provider **stands out from its peers**: its (net) age, as a multiple of its own
    threshold, is at least ``peer_ratio`` x the median of the same multiple over the other
-   providers carrying traffic (their latest samples, fed to this same detector). Each
+   providers carrying traffic (their latest samples, fed to this same detector) — unless
+   that median is calm, at most ``peers_calm`` (0.75): then nothing more is asked. Each
    against its own usual level, so a provider slow by nature is not an outlier when the
    host doubles everyone's latency. Fed one provider only, the detector falls back on the
    sample's peer context (``peer_oldest_inflight_age_s``: at least ``peer_ratio`` x it plus
@@ -75,6 +76,7 @@ class HangConfig:
     peer_ratio: float = field(default=2.0, metadata={"lo": 1.0})
     peer_margin_s: float = field(default=0.1, metadata={"lo": 0.0})
     peers_completing: float = field(default=0.5, metadata={"lo": 0.0})
+    peers_calm: float = field(default=0.75, metadata={"lo": 0.0})
     agitated_confirm_s: float = field(default=0.3, metadata={"lo": 0.0})
     warmup_samples: int = field(default=30, metadata={"lo": 0})
     warmup_completions: int = field(default=30, metadata={"lo": 0})
@@ -176,7 +178,9 @@ class HangDetector:
             completing = [st.completion_ratio for st in peers if st.completion_ratio is not None]
             if completing and _median(completing) < cfg.peers_completing:
                 return False  # the peers are stuck too: the host, not this provider
-            return age / threshold >= cfg.peer_ratio * _median([st.last_ratio for st in peers])
+            median = _median([st.last_ratio for st in peers])
+            # calm peers (well under their own thresholds) ask nothing more of the age
+            return median <= cfg.peers_calm or age / threshold >= cfg.peer_ratio * median
         peer = sample.peer_oldest_inflight_age_s
         if peer is None:
             return True
