@@ -142,25 +142,23 @@ class AlertingConfig:
     extra_labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def fast(cls, **overrides: object) -> AlertingConfig:
+    def fast(cls) -> AlertingConfig:
         """The drill/test profile: zero ``for:`` and a small traffic guard.
 
         Windows (and so recording-rule names) stay the production ones, so the committed
         dashboards work unchanged against a Prometheus loaded with these rules.
         """
         base = cls()
-        burn = tuple(replace(b, for_="0s") for b in base.burn_alerts)
-        values: dict[str, object] = {
-            "burn_alerts": burn,
-            "provider_min_attempts": 10,
-            "provider_warn_for": "0s",
-            "provider_page_for": "0s",
-            "hang_for": "0s",
-            "scrape_down_for": "0s",
-            "absent_for": "0s",
-        }
-        values.update(overrides)
-        return replace(base, **values)  # type: ignore[arg-type]
+        return replace(
+            base,
+            burn_alerts=tuple(replace(b, for_="0s") for b in base.burn_alerts),
+            provider_min_attempts=10,
+            provider_warn_for="0s",
+            provider_page_for="0s",
+            hang_for="0s",
+            scrape_down_for="0s",
+            absent_for="0s",
+        )
 
     @property
     def error_budget(self) -> float:
