@@ -116,3 +116,25 @@ def test_pans_in_every_free_text_field_and_the_key_leave_no_trace_on_disk(tmp_pa
     # The spans were written (the search above was not vacuous) and keep only last fours.
     spans = (tmp_path / "spans.jsonl").read_text()
     assert spans.count("\n") > 10 and json.loads(spans.splitlines()[0])
+
+
+def test_the_ledger_secret_is_made_once_private_and_refused_when_others_can_read_it(tmp_path: Path) -> None:
+    from paystab.exceptions import EnvironmentProblem, InvalidInput
+    from paystab.stack.gateway_main import read_secret_file
+    from paystab.stack.ledger import keyed_hash, ledger_secret
+
+    ledger = tmp_path / "gateway.db"
+    first = ledger_secret(ledger)
+    path = tmp_path / "gateway.db.secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(first) == 32
+    assert ledger_secret(ledger) == first  # a restarted gateway replays the same keys
+    assert keyed_hash(first, "4242424242424242") != keyed_hash(b"x" * 32, "4242424242424242")
+    path.chmod(0o644)
+    with pytest.raises(EnvironmentProblem, match="readable by others"):
+        ledger_secret(ledger)
+    given = tmp_path / "given.secret"
+    given.write_bytes(b"short\n")
+    with pytest.raises(InvalidInput):
+        read_secret_file(given)
+    given.write_bytes(b"0123456789abcdef0123\n")
+    assert read_secret_file(given) == b"0123456789abcdef0123"
