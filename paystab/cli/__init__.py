@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "export_cmds",
     "report_cmds",
     "watch_cmds",
+    "schema_cmds",
 )
 
 

@@ -1,0 +1,95 @@
+"""JSON Schemas of every config file kind, generated from the models and shipped.
+
+``paystab/schemas/<kind>.schema.json`` are committed and packaged so an editor (the YAML
+language server: a ``# yaml-language-server: $schema=…`` first line, or VS Code's
+``yaml.schemas`` setting) checks a runbook or stack config as it is typed; a test keeps them
+equal to what the models generate. ``paystab schema export DIR`` writes them anywhere.
+The schemas describe the file as written (``30s``, ``50%``, ``100/s``), not the numbers the
+loaders turn them into.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from paystab.exceptions import InvalidInput
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _runbook() -> type[BaseModel]:
+    from paystab.chaos.runbook_model import RunbookModel
+
+    return RunbookModel
+
+
+def _stack_config() -> type[BaseModel]:
+    from paystab.stack.config import StackConfigModel
+
+    return StackConfigModel
+
+
+def _mix() -> type[BaseModel]:
+    from paystab.loadtest.mix import MixModel
+
+    return MixModel
+
+
+def _watch() -> type[BaseModel]:
+    from paystab.watch.config import WatchConfig
+
+    return WatchConfig
+
+
+# kind -> (title, model); the kind names the file: runbook.schema.json …
+KINDS: dict[str, tuple[str, Callable[[], type[BaseModel]]]] = {
+    "runbook": ("paystab runbook", _runbook),
+    "stack-config": ("paystab up --config", _stack_config),
+    "mix": ("paystab load --mix", _mix),
+    "watch": ("paystab watch config", _watch),
+}
+
+
+def json_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one file kind, as the model generates it now."""
+    if kind not in KINDS:
+        from paystab.config.problems import did_you_mean
+
+        raise InvalidInput(f"unknown config kind '{kind}'{did_you_mean(kind, KINDS)}",
+                           source="schema", expected="one of " + ", ".join(KINDS))
+    title, model = KINDS[kind]
+    schema = model().model_json_schema()
+    schema["$schema"] = DIALECT
+    schema["title"] = title
+    return schema
+
+
+def schema_text(kind: str) -> str:
+    return json.dumps(json_schema(kind), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def schema_path(kind: str) -> Path:
+    """Where the shipped schema of ``kind`` is."""
+    return SCHEMA_DIR / f"{kind}.schema.json"
+
+
+def export(directory: Path) -> list[Path]:
+    """Write every schema to ``directory`` (created if missing); answer the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in KINDS:
+        path = directory / f"{kind}.schema.json"
+        path.write_text(schema_text(kind), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m paystab.config.schemas: refresh the shipped schemas
+    for written_path in export(SCHEMA_DIR):
+        print(written_path)
