@@ -50,5 +50,8 @@ def find_runbook(name_or_path: str) -> Path:
         return bundled[name_or_path]
     if path.is_file():
         return path
-    raise InvalidInput(f"no runbook named '{name_or_path}'", source="RUNBOOK",
+    from paystab.suggest import did_you_mean
+
+    raise InvalidInput(f"no runbook named '{name_or_path}'{did_you_mean(name_or_path, bundled)}",
+                       source="RUNBOOK",
                        expected="a YAML file or one of " + (", ".join(bundled) or "(none)"))

@@ -198,7 +198,10 @@ def _comparison(tokens: list[tuple[str, str]], index: int, text: str) -> Compari
         raise HypothesisError(f"cannot read {text!r}", shape)
     name = ALIASES.get(part[0][1], part[0][1])
     if name not in VARIABLES:
-        raise HypothesisError(f"unknown report variable '{part[0][1]}'",
+        from paystab.suggest import did_you_mean
+
+        meant = did_you_mean(part[0][1], [*VARIABLES, *ALIASES])
+        raise HypothesisError(f"unknown report variable '{part[0][1]}'{meant}",
                               "one of " + ", ".join(sorted(VARIABLES)))
     kind, raw = part[2]
     value: float | bool | None

@@ -13,6 +13,7 @@ bound when ``rich.live`` was imported — possibly before the patch.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,28 +104,17 @@ def signals_held() -> Iterator[list[str]]:
 def check_output_paths(out_dirs: list[Path], junit: Path | None) -> None:
     """Make the output folders now and prove them writable: a drill must not run for a
     minute and then lose its reports to a typo (exit 2, naming the flag)."""
-    import tempfile
+    from paystab.outputs import check_output_dir, check_output_file
 
-    from paystab.exceptions import InvalidInput
-
-    targets = [("--out", d) for d in out_dirs]
     if junit is not None:
-        if junit.is_dir():
-            raise InvalidInput(f"{junit} is a folder", source="--junit", expected="a file path for the JUnit XML")
-        targets.append(("--junit", junit.parent))
-    for flag, folder in targets:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            raise InvalidInput(f"cannot write reports to {folder}: {exc.strerror or exc}", source=flag,
-                               expected="a folder paystab can create and write") from None
+        check_output_file(junit, "--junit")
+    for folder in out_dirs:
+        check_output_dir(folder, "--out")
 
 
 def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | None,
                rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
-               live: bool, ready_file: str | None = None) -> int:
+               live: bool, ready_file: str | None = None, watch_config: Path | None = None) -> int:
     patch_with_gevent()  # before the console's locks and any thread exist
     from paystab.drill.runner import Drill, DrillOptions, exit_for
     from paystab.report.terminal import summary
@@ -137,8 +127,10 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
     for name in runbooks:
         out = outs[name]
         options = DrillOptions(runbook=name, target_url=target_url, ready_file=ready_file,
+                               watch_config=watch_config,
                                duration_s=duration_s, rps=rps,
-                               seed=seed, out_dir=out, live=live and console.is_terminal)
+                               seed=seed, out_dir=out, live=live and console.is_terminal,
+                               command_line=shlex.join(["paystab", *sys.argv[1:]]))
         view = LiveView(name, duration_s) if options.live else None
         drill = Drill(options, console, on_phase=_phase_printer(console, view))
         if view is not None:

@@ -30,6 +30,7 @@ from rich.console import Console
 from paystab.chaos.base import Fault
 from paystab.chaos.runbook import FaultStep, Runbook
 from paystab.drill.apparatus import LoopLagProbe, harness_figures, judge
+from paystab.drill.detection import DrillDetection, builtin_detection, load_watch, watch_detection
 from paystab.drill.probes import ProbeOutcome, http_probes, metric_probes
 from paystab.drill.recorder import Recorder
 from paystab.drill.target import ReferenceTarget, RemoteTarget, Target
@@ -58,6 +59,9 @@ class DrillOptions:
     out_dir: Path = Path("paystab-drill")
     live: bool = True
     sample_interval_s: float = 0.1
+    # Detect and fail over with these `paystab watch` parts instead of the built-in ones.
+    watch_config: Path | None = None
+    command_line: str = ""  # as typed, for the report's provenance
 
 
 @dataclass
@@ -130,6 +134,8 @@ class Drill:
         build_plan(runbook.load.profile, runbook.load.rate_per_s, runbook.load.duration_s,
                    users=runbook.load.users, seed=runbook.seed, params=dict(runbook.load.params))
 
+        self._watch_config = (None if self.options.watch_config is None
+                              else load_watch(self.options.watch_config))  # exit 2 before the stack
         out = self.options.out_dir
         out.mkdir(parents=True, exist_ok=True)
         target = self._target(runbook, out)
@@ -139,9 +145,13 @@ class Drill:
                         description=runbook.description.strip(), notes=notes,
                         load={"profile": runbook.load.profile, "rate_per_s": runbook.load.rate_per_s,
                               "duration_s": runbook.load.duration_s})
+        from paystab.drill.provenance import drill_provenance
+
+        report.provenance = drill_provenance(path, runbook.seed, self.options.command_line)
         self._install_signals(run)
         try:
-            self._set_phase("starting the stack")
+            self._set_phase("connecting to the target" if isinstance(target, RemoteTarget)
+                            else "starting the stack")
             endpoints = target.start()
             report.target = target.describe()
             self._drill(runbook, target, endpoints, run, report)
@@ -159,12 +169,7 @@ class Drill:
 
     def _drill(self, runbook: Runbook, target: Target, endpoints: StackEndpoints, run: _Run,
                report: Report) -> None:
-        from paystab.anomaly.admin_client import GatewayAdmin
-        from paystab.anomaly.controller import FailoverController, FailoverEvent
-        from paystab.chaos.session import FaultSession
-        from paystab.collector.sampler import metrics_url_source, run_sampler
-        from paystab.loadtest.runner import run_load
-        from paystab.slo import fill_report
+        from paystab.anomaly.controller import FailoverEvent
 
         ctx = runbook.target.context(endpoints)
         probe_results: list[ProbeOutcome] = []
@@ -180,24 +185,48 @@ class Drill:
             if event.action in ("drain", "restore"):
                 recorder.set_drained(event.provider, event.action == "drain")
 
-        controller = FailoverController(GatewayAdmin(endpoints.gateway_url, endpoints.admin_token),
-                                        on_event=on_event)
+        if self.options.watch_config is not None:
+            detection = watch_detection(self._watch_config, self.options.watch_config, on_event)
+        else:
+            detection = builtin_detection(endpoints, on_event, self.options.sample_interval_s)
+        report.notes.append(f"detection and failover: {detection.describe}")
+        controller = detection.controller
         sampler_stop = threading.Event()
 
         def on_samples(samples: list[Any]) -> None:
             recorder.on_samples(samples)
-            controller.on_samples(samples)
+            if not detection.feeds_controller:
+                controller.on_samples(samples)
 
+        try:
+            result = self._under_faults(runbook, endpoints, ctx, run, report, recorder, detection,
+                                        on_samples, sampler_stop, lag_probe, probe_results)
+        finally:
+            sampler_stop.set()
+            detection.close()
+        if run.fault_error is not None:
+            raise EnvironmentProblem(f"a fault could not be injected: {run.fault_error}")
+        self._conclude(runbook, target, endpoints, run, report, recorder, controller, result,
+                       lag_probe, probe_results)
+
+    def _under_faults(self, runbook: Runbook, endpoints: StackEndpoints, ctx: Any, run: _Run,
+                      report: Report, recorder: Recorder, detection: DrillDetection,
+                      on_samples: Callable[[list[Any]], None], sampler_stop: threading.Event,
+                      lag_probe: LoopLagProbe, probe_results: list[ProbeOutcome]) -> Any:
+        """Steady state before, then the load with the fault schedule and detection beside it."""
+        from paystab.chaos.session import FaultSession
+        from paystab.collector.sampler import run_sampler
+        from paystab.loadtest.runner import run_load
+
+        controller = detection.controller
         with FaultSession(allow=runbook.allow, context=ctx, handle_signals=False,
                           allow_source=runbook.source) as session:
             faults = session.prepare(runbook.fault_specs())  # blast radius: exit 2, nothing injected
             self._set_phase("steady state (before)")
             probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "before",
                                          token=endpoints.admin_token)
-            source = metrics_url_source(endpoints.metrics_url or endpoints.gateway_url + "/metrics",
-                                        token=endpoints.admin_token)
             sampler = threading.Thread(target=run_sampler, name="paystab-sampler", daemon=True, args=(
-                source, self.options.sample_interval_s, on_samples, sampler_stop,
+                detection.source, detection.interval_s, on_samples, sampler_stop,
                 runbook.load.duration_s + 600.0, lambda exc: controller.errors.append(str(exc))))
             run.t0_wall, run.t0_mono = time.time(), time.monotonic()
             recorder.t0_wall = run.t0_wall
@@ -220,6 +249,7 @@ class Drill:
                 # is about to close, and a fault injected after clear_all() would outlive it.
                 run.stop.set()
                 lag_probe.stop()
+                scheduler.join(timeout=5)
             report.duration_s = round(time.time() - run.t0_wall, 3)
             self._set_phase("clearing faults")
             session.clear_all()
@@ -229,11 +259,16 @@ class Drill:
                     round(event.injected_at - run.t0_mono, 3),
                     None if event.cleared_at is None else round(event.cleared_at - run.t0_mono, 3),
                     event.description))
-        sampler_stop.set()
-        sampler.join(timeout=5)
-        scheduler.join(timeout=5)
-        if run.fault_error is not None:
-            raise EnvironmentProblem(f"a fault could not be injected: {run.fault_error}")
+            sampler_stop.set()
+            sampler.join(timeout=5)
+        return result
+
+    def _conclude(self, runbook: Runbook, target: Target, endpoints: StackEndpoints, run: _Run,
+                  report: Report, recorder: Recorder, controller: Any, result: Any,
+                  lag_probe: LoopLagProbe, probe_results: list[ProbeOutcome]) -> None:
+        """After the load: detections, settling, probes after, reconciliation, SLOs, verdict."""
+        from paystab.slo import fill_report
+
         report.detections = [DetectionRecord(d.provider, d.detector, round(d.at - run.t0_wall, 3), d.reason,
                                              d.score) for d in controller.detections]
         report.provider_timeline = recorder.provider_points()

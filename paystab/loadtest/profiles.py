@@ -105,7 +105,10 @@ def make_profile(
     """Build a registered profile; unknown name → InvalidInput listing the known ones."""
     cls = PROFILES.get(name)
     if cls is None:
-        raise InvalidInput(f"unknown profile {name!r}", source="--profile",
+        from paystab.suggest import did_you_mean
+
+        raise InvalidInput(f"unknown profile {name!r}{did_you_mean(name, PROFILES)}",
+                           source="--profile",
                            expected="one of: " + ", ".join(sorted(PROFILES)))
     return cls(rate, cls.default_duration_s if duration_s is None else duration_s, params)
 

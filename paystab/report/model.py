@@ -195,6 +195,8 @@ class Report:
     # Why the measuring apparatus, not the stack, decided the run (verdict "inconclusive").
     inconclusive_reason: str | None = None
     harness: dict[str, Any] = field(default_factory=dict)  # load generator CPU, lag, drops
+    # paystab version, host, runbook file and sha256, seed, command line (drill/provenance.py)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def judgement(self, metric: str) -> HypothesisResult | None:
         """The runbook hypothesis that judges ``metric`` (e.g. ``p95_ms``), if any."""
@@ -235,6 +237,7 @@ class Report:
             false_failovers=_false_failovers(data.get("false_failovers")),
             inconclusive_reason=data.get("inconclusive_reason"),
             harness=data.get("harness") or {},
+            provenance=data.get("provenance") or {},
         )
 
 
