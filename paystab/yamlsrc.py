@@ -4,6 +4,9 @@ Runbooks and stack configs are written by people; when one is wrong the message 
 the file, the line and the field path (``faults[1].params.latency``) and say what was
 expected. :func:`load_yaml` composes the YAML node tree (so line numbers survive) and
 :class:`Node` walks it with typed accessors that raise :class:`InvalidInput` on misuse.
+Scalars are YAML 1.2 (:class:`~paystab.config.yaml12.Yaml12Loader`: ``NO`` stays a string).
+Config files with a model (runbook, stack config, mix, watch) are read by
+:mod:`paystab.config` instead; this walker remains for detector ensembles and proxy configs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from paystab.config.yaml12 import Yaml12Loader
 from paystab.exceptions import InvalidInput
 from paystab.units import parse_duration_s, parse_rate
 
@@ -173,7 +177,7 @@ def _build(node: yaml.Node, path: str, source: str) -> Node:
     if isinstance(node, yaml.SequenceNode):
         items = [_build(v, f"{path}[{i}]", source) for i, v in enumerate(node.value)]
         return Node([c.value for c in items], path, line, source, items)
-    constructor = yaml.SafeLoader("")
+    constructor = Yaml12Loader("")
     value = constructor.construct_object(node, deep=True)
     return Node(value, path, line, source, None)
 
@@ -181,7 +185,7 @@ def _build(node: yaml.Node, path: str, source: str) -> Node:
 def load_yaml_text(text: str, source: str) -> Node:
     """Parse YAML text; syntax errors become :class:`InvalidInput` with the line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=Yaml12Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise InvalidInput(
