@@ -27,7 +27,8 @@ def _settings(config: Path | None, seed: int | None) -> Any:
 @click.option("--config", type=click.Path(path_type=Path), help="Stack settings (YAML).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Gateway port; 0 picks a free one.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; a non-loopback address needs --token.")
 @click.option("--no-telemetry", is_flag=True, help="Turn tracing off (overhead benchmark).")
 @click.option("--prometheus", is_flag=True, help="Also start Prometheus scraping the stack.")
 @click.option("--alertmanager", is_flag=True, help="Also start Alertmanager (implies --prometheus).")
@@ -93,15 +94,21 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
 @click.command("gateway")
 @click.option("--providers-file", required=True, type=click.Path(path_type=Path),
               help="Ready file of the provider simulators (or of a whole stack).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--ledger", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True)
-@click.option("--config", type=click.Path(path_type=Path))
-@click.option("--no-telemetry", is_flag=True)
-@click.option("--token", envvar="PAYSTAB_TOKEN")
-@click.option("--seed", type=int)
-@click.option("--trace-jsonl", type=click.Path(path_type=Path))
-@click.option("--ready-file", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to listen on; 0 picks a free one (see --ready-file).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; a non-loopback address needs --token.")
+@click.option("--ledger", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True,
+              help="SQLite ledger of payments (created if missing).")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Stack settings YAML (routing, breaker, providers; docs/stack.md).")
+@click.option("--no-telemetry", is_flag=True, help="Turn tracing off (overhead benchmark).")
+@click.option("--token", envvar="PAYSTAB_TOKEN", help="Admin token for /admin and /metrics "
+              "(env PAYSTAB_TOKEN).")
+@click.option("--seed", type=int, help="Seed the routing choices.")
+@click.option("--trace-jsonl", type=click.Path(path_type=Path), help="Also write spans as JSON lines.")
+@click.option("--ready-file", type=click.Path(path_type=Path),
+              help="Write the gateway's URL (and port) as JSON here once it answers.")
 @click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE", envvar="PAYSTAB_GATEWAY_LIMITS",
               help="Override a client bound (docs/security.md), e.g. header_read_timeout_s=5.")
 @click.option("--secret-file", type=click.Path(path_type=Path), envvar="PAYSTAB_GATEWAY_SECRET_FILE",
