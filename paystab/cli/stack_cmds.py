@@ -101,7 +101,7 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
 @click.option("--ledger", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True,
               help="SQLite ledger of payments (created if missing).")
 @click.option("--config", type=click.Path(path_type=Path),
-              help="Stack settings YAML (routing, breaker, providers; docs/stack.md).")
+              help="Stack settings YAML (routing, breaker, providers; docs/providers.md).")
 @click.option("--no-telemetry", is_flag=True, help="Turn tracing off (overhead benchmark).")
 @click.option("--token", envvar="PAYSTAB_TOKEN", help="Admin token for /admin and /metrics "
               "(env PAYSTAB_TOKEN).")
