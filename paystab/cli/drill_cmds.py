@@ -21,10 +21,13 @@ import click
               show_default=True, help="Where report.json and report.html go.")
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--no-live", is_flag=True, help="No live view (CI logs).")
+@click.option("--watch", "watch_config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Detect and fail over with this `paystab watch` config (its sources, detectors, "
+                   "safety and actuators) instead of the built-in /metrics sampler and admin API.")
 def drill_command(runbooks: tuple[str, ...], target_url: str | None, ready_file: str | None,
                   duration: str | None,
                   rps: str | None, seed: int | None, out_dir: Path, junit: Path | None,
-                  no_live: bool) -> int:
+                  no_live: bool, watch_config: Path | None) -> int:
     """Run disaster drills (default: provider-timeout) and judge SLOs and payment invariants."""
     from paystab.cli.conventions import positive_rate
     from paystab.drill.cli_run import run_drills
@@ -37,7 +40,7 @@ def drill_command(runbooks: tuple[str, ...], target_url: str | None, ready_file:
         raise InvalidInput(str(exc), source="--duration", expected=DURATION_EXPECTED) from None
     return run_drills(list(runbooks) or ["provider-timeout"], target_url, duration_s,
                       positive_rate(rps, "--rps"), seed,
-                      out_dir, junit, not no_live, ready_file)
+                      out_dir, junit, not no_live, ready_file, watch_config)
 
 
 def register(group: click.Group) -> None:
