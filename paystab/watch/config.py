@@ -3,8 +3,8 @@
 A watch config names where telemetry comes from (``sources``), which detectors judge it and
 when they may move traffic (``detectors``, ``failover``), what moving traffic means for this
 stack (``actuators``) and the limits on doing so (``safety``). The file is YAML 1.2
-(:mod:`paystab.watch.yaml12`: ``NO`` stays a string); the values go to the pydantic model
-below, and every validation error is reported at once with the line it came from.
+(:mod:`paystab.config.yaml12`, shared by every config file: ``NO`` stays a string); the
+values go to the pydantic model below, and every validation error is reported at once with the line it came from.
 :func:`json_schema` is the schema shipped as ``watch.schema.json`` for editors.
 Durations carry their unit (``500ms``, ``1s``, ``5m``) and land in ``*_s`` fields as seconds.
 """
@@ -29,9 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from paystab.config.problems import did_you_mean, fields_at
+from paystab.config.yaml12 import Loc, line_of, load_file_with_lines, load_with_lines, loc_text
 from paystab.exceptions import InvalidInput
 from paystab.units import parse_duration_s
-from paystab.watch.yaml12 import Loc, line_of, load_file_with_lines, load_with_lines, loc_text
 
 
 def _duration(value: Any) -> float:
@@ -321,6 +322,8 @@ def _problems(exc: ValidationError, source: str, lines: dict[Loc, int]) -> list[
         where = source if line is None else f"{source}:{line}"
         field = loc_text(path)
         message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message += did_you_mean(str(loc[-1]), fields_at(WatchConfig, loc[:-1]))
         out.append((line or 0, f"{where}: {field + ': ' if field else ''}{message}"))
     return out
 
