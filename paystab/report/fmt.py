@@ -6,6 +6,7 @@ Formatting only — no arithmetic beyond scaling a ratio to a percentage. A miss
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,95 @@ def count(value: int | None) -> str:
 
 def number(value: float | None, digits: int = 2) -> str:
     return MISSING if value is None else f"{value:,.{digits}f}"
+
+
+def minutes(value: float | None, digits: int = 2) -> str:
+    return MISSING if value is None else f"{value:,.{digits}f} min"
+
+
+def rate(value: float | None) -> str:
+    return MISSING if value is None else f"{value:,.4g} /s"
+
+
+def count_share(part: int | None, whole: int | None) -> str:
+    """``914 (15.2 % of 6,010)``: a count with its share of the whole."""
+    if part is None:
+        return MISSING
+    if not whole:
+        return f"{part:,}"
+    share = part / whole * 100
+    return f"{part:,} ({share:.1f} %)" if share >= 1 or share == 0 else f"{part:,} ({share:.2g} %)"
+
+
+_FAULT_SUFFIX = re.compile(r"-[0-9a-f]{8}$")
+
+
+def fault_name(fault_id: str) -> str:
+    """The runbook's name of a fault: ``card-alpha-hangs-c69ff0d0`` → ``card-alpha-hangs``
+    (the suffix only keeps injections of one fault apart in the journal)."""
+    return _FAULT_SUFFIX.sub("", fault_id) or fault_id
+
+
+# Words people read for the keys of the report's ``load``, ``harness`` and ``provenance``
+# sections; a key not listed is spelled out from its name (``_`` → space, unit suffix off).
+KEY_LABELS = {
+    "profile": "load profile", "rate_per_s": "target rate", "duration_s": "load duration",
+    "users": "checkout users", "arrivals": "arrivals scheduled", "dropped": "dropped arrivals",
+    "dropped_ratio": "dropped arrivals share", "generator_lag_p99_ms": "generator lag p99",
+    "generator_lag_max_ms": "generator lag max", "cpu_s": "load generator CPU time",
+    "cpu_share": "load generator CPU share", "loop_lag_p99_ms": "event-loop lag p99",
+    "loop_lag_max_ms": "event-loop lag max", "limits": "limits for a conclusive run",
+    "paystab_version": "paystab version", "host": "host", "python": "Python",
+    "runbook_file": "runbook file", "runbook_sha256": "runbook sha256", "seed": "seed",
+    "command_line": "command line",
+}
+_UNIT_SUFFIXES = (("_per_s", "rate"), ("_ms", "ms"), ("_s", "s"), ("_ratio", "share"),
+                  ("_share", "share"), ("_rate", "share"), ("_pct", "pct"))
+
+
+def _unit(key: str) -> tuple[str, str]:
+    """(key without its unit suffix, unit kind) — ``rate_per_s`` → (``rate``, ``rate``)."""
+    for suffix, unit in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)], unit
+    if key in ("availability", "failure_rate", "share", "success"):
+        return key, "share"
+    return key, ""
+
+
+def label(key: str) -> str:
+    """What a person reads for a report key: ``generator_lag_p99_ms`` → ``generator lag p99``."""
+    return KEY_LABELS.get(key) or _unit(key)[0].replace("_", " ").replace(".", " ")
+
+
+def with_unit(key: str, value: Any) -> str:
+    """``value`` of report key ``key`` with the unit the key's name carries."""
+    if isinstance(value, dict):
+        return ", ".join(f"{label(k)} {with_unit(k, v)}" for k, v in value.items())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return observed(value)
+    unit = _unit(key.rsplit(".", 1)[-1])[1]
+    if unit == "rate":
+        return rate(value)
+    if unit == "ms":
+        return ms(value)
+    if unit == "s":
+        return f"{value:,.4g} s"
+    if unit == "share":
+        return pct(value, 3 if 0.99 < value < 1 else 2)
+    if unit == "pct":
+        return f"{value:g} %"
+    return count(value) if isinstance(value, int) else observed(value)
+
+
+def observed_value(hypothesis: HypothesisResult) -> str:
+    """A hypothesis' observed value with the unit of what it judges (``mttr_s`` → s)."""
+    metric = hypothesis.metric
+    if metric.startswith("steady_state"):  # probes say what they measure in words
+        text = hypothesis.expr
+        metric = ("p95_ms" if "latency" in text else "availability" if "availability" in text
+                  else metric)
+    return with_unit(metric, hypothesis.observed)
 
 
 def observed(value: Any) -> str:

@@ -82,6 +82,9 @@ def _header(report: Report) -> str:
     facts = [("runbook", report.runbook), ("started", report.started_at),
              ("duration", fmt.secs(report.duration_s)), ("seed", str(report.seed)),
              ("target", report.target)]
+    prov = report.provenance
+    facts += [(k, str(prov[key])) for k, key in (("paystab", "paystab_version"), ("host", "host"))
+              if prov.get(key)]
     facts_html = "".join(f"<span><b>{escape(k)}</b> {escape(v)}</span>" for k, v in facts)
     description = f"<p class=desc>{escape(report.description)}</p>" if report.description else ""
     return (f'<header><div class="verdict {escape(report.verdict)}">'
@@ -125,6 +128,20 @@ def _cards(report: Report, slo: SloSummary) -> str:
               "double charges / lost / orphans",
               fmt.judgement(report, *(f for f, _ in fmt.INVARIANTS)),
               None if None in recon_values else all(v == 0 for v in recon_values)),
+        _card("payments", fmt.count(t.requests), f"{fmt.count(t.approved)} approved · "
+              f"{fmt.count(t.declined)} declined · {fmt.count(t.failed)} failed",
+              fmt.Judgement("not judged")),
+        _card("pending", fmt.count_share(t.pending, t.requests),
+              "no final answer when the drill ended (counted as answered)",
+              fmt.judgement(report, "pending")),
+        _card("dropped arrivals", fmt.count_share(t.dropped_arrivals,
+                                                  report.harness.get("arrivals")),
+              "arrivals the load generator could not send in time",
+              fmt.judgement(report, "dropped_arrivals")),
+        _card("load", fmt.with_unit("rate_per_s", report.load.get("rate_per_s")),
+              f"{report.load.get('profile', fmt.MISSING)} profile for "
+              f"{fmt.with_unit('duration_s', report.load.get('duration_s'))}",
+              fmt.Judgement("not judged"), badge="the load the drill offered"),
         _card("hypotheses", f"{passed} / {passed + failed}", "held"
               + (f"; {not_applicable} not applicable" if not_applicable else ""), verdict,
               badge=f"✘ {failed} failed" if failed else "✔ all held" if passed else "none judged"),
@@ -133,7 +150,7 @@ def _cards(report: Report, slo: SloSummary) -> str:
 
 
 def _hypotheses(report: Report) -> str:
-    rows = [(_status(h), fmt.hypothesis_text(h), fmt.observed(h.observed))
+    rows = [(_status(h), fmt.hypothesis_text(h), fmt.observed_value(h))
             for h in report.hypotheses]
     return _table(("", "expected", "observed"), rows, numeric=(2,),
                   empty="the runbook states no hypotheses")
@@ -175,7 +192,7 @@ def _incidents(report: Report) -> str:
     for i in report.incidents:
         fault = faults.get(i.fault_id)
         rows.append((
-            i.fault_id, fault.kind if fault else "", i.provider or "any",
+            fmt.fault_name(i.fault_id), fault.kind if fault else "", i.provider or "any",
             fmt.secs(fault.injected_at_s) if fault else fmt.MISSING,
             fmt.secs(fault.cleared_at_s) if fault else fmt.MISSING,
             fmt.secs(i.ttd_s, 2), fmt.secs(i.ttm_s, 2),
@@ -192,9 +209,10 @@ def _events(report: Report) -> str:
     false = {(e.provider, e.at_s) for e in report.false_failovers.events}
     events += [(f.at_s, f"{f.action} (false)" if (f.provider, f.at_s) in false else f.action,
                 f.provider, f.detector, f.reason) for f in report.failovers]
-    events += [(f.injected_at_s, "fault injected", f.target, f.kind, f.id) for f in report.faults]
-    events += [(f.cleared_at_s, "fault cleared", f.target, f.kind, f.id) for f in report.faults
-               if f.cleared_at_s is not None]
+    events += [(f.injected_at_s, "fault injected", f.target, f.kind, fmt.fault_name(f.id))
+               for f in report.faults]
+    events += [(f.cleared_at_s, "fault cleared", f.target, f.kind, fmt.fault_name(f.id))
+               for f in report.faults if f.cleared_at_s is not None]
     rows = [(fmt.secs(at, 2), (what, f"ev-{what.split()[0]}"), who, how, why)
             for at, what, who, how, why in sorted(events, key=lambda e: e[0])]
     return _table(("at", "event", "provider / target", "detector / kind", "reason"), rows,
@@ -233,7 +251,7 @@ def _slo(report: Report, slo: SloSummary) -> str:
         ("availability target", fmt.pct(targets.availability, 2)),
         ("latency SLO (p95 per second)", fmt.ms(targets.latency_ms)),
         ("recovered when healthy for", fmt.secs(targets.sustain_s, 0)),
-        ("allowed failures over the drill", fmt.number(budget.allowed_failures) if budget
+        ("allowed failures over the drill", f"{fmt.number(budget.allowed_failures)} requests" if budget
          else fmt.MISSING),
         ("failed requests", fmt.count(budget.failed) if budget else fmt.MISSING),
         ("error budget used", fmt.budget(budget.used) if budget else fmt.MISSING),
@@ -251,19 +269,28 @@ def _providers(slo: SloSummary) -> str:
         score_css = "" if score is None else ("ok" if score >= 80 else "bad")
         rows.append((p.provider, fmt.count(p.attempts), fmt.pct(p.share, 1),
                      fmt.count(p.failures), fmt.pct(p.success, 3), fmt.pct(p.sla_target, 2),
-                     _mark(p.sla_met), fmt.ms(p.p95_ms), fmt.number(p.minutes_drained, 2),
-                     (fmt.number(score, 1), score_css)))
+                     _mark(p.sla_met), fmt.ms(p.p95_ms), fmt.minutes(p.minutes_drained),
+                     (fmt.MISSING if score is None else f"{fmt.number(score, 1)} / 100",
+                      score_css)))
     return _table(("provider", "attempts", "share", "failures", "success", "SLA", "met",
-                   "p95", "min drained", "health score"), rows,
+                   "p95", "time drained", "health score"), rows,
                   numeric=(1, 2, 3, 4, 5, 7, 8, 9), empty="no provider series in this report")
 
 
 def _faults(report: Report) -> str:
-    rows = [(f.id, f.kind, f.target, json.dumps(f.params, sort_keys=True),
-             fmt.secs(f.injected_at_s), fmt.secs(f.cleared_at_s), f.description)
+    rows = [(fmt.fault_name(f.id), f.kind, f.target,
+             ", ".join(f"{k} = {fmt.observed(v)}" for k, v in sorted(f.params.items())) or "none",
+             fmt.secs(f.injected_at_s), fmt.secs(f.cleared_at_s), f.description,
+             (f.id, "muted"))
             for f in report.faults]
-    return _table(("id", "kind", "target", "parameters", "injected", "cleared", "description"),
-                  rows, numeric=(4, 5), empty="no fault injected")
+    return _table(("fault", "kind", "target", "parameters", "injected", "cleared", "description",
+                   "injection id"), rows, numeric=(4, 5), empty="no fault injected")
+
+
+def _provenance(report: Report) -> str:
+    rows = [(fmt.label(k), (fmt.observed(v), "mono")) for k, v in report.provenance.items()]
+    return _table(("", "value"), rows, empty="not recorded (a report from before paystab "
+                  "recorded provenance)")
 
 
 def _section(title: str, body: str, anchor: str) -> str:
@@ -277,7 +304,7 @@ class HtmlRenderer(Renderer):
 
     def render(self, report: Report) -> str:
         slo = SloSummary.from_json(report.slo)
-        load = _table(("", "value"), [(str(k), fmt.observed(v)) for k, v in
+        load = _table(("", "value"), [(fmt.label(k), fmt.with_unit(k, v)) for k, v in
                                       [*report.load.items(), *report.harness.items()]],
                       empty="not recorded")
         notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
@@ -301,6 +328,7 @@ class HtmlRenderer(Renderer):
                      "providers"),
             _section("Faults", _faults(report), "faults"),
             _section("Load", load, "load"),
+            _section("Provenance", _provenance(report), "provenance"),
         ]
         if notes:
             body.append(_section("Notes", f"<ul>{notes}</ul>", "notes"))

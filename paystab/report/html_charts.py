@@ -17,10 +17,24 @@ import statistics
 
 from paystab.report import fmt
 from paystab.report.model import ProviderPoint, Report, SloSummary
-from paystab.report.svg import Band, Chart, HLine, Lane, Marker, Series, render_chart, render_lanes
+from paystab.report.svg import (
+    POINT_SHAPES,
+    Band,
+    Chart,
+    HLine,
+    Lane,
+    Marker,
+    Series,
+    render_chart,
+    render_lanes,
+)
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#17becf", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#2ca02c", "#d62728")
+# Ten providers must stay apart: ten qualitative colours (Okabe–Ito's colour-blind-safe set
+# without its yellow, plus brown, purple and olive, all dark enough on white), and on top a
+# dash pattern and a point shape per line, so two lines never share all three.
+PALETTE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#1d1d1d",
+           "#8c564b", "#6a3d9a", "#8a8a00")
+DASHES: tuple[str | None, ...] = (None, "7 3", "2 2", "9 3 2 3")
 ACTIVE, DRAINED = "#8fd19e", "#e57373"
 SUCCESS_FLOORS = (99.9, 99.5, 99.0, 98.0, 95.0, 90.0, 80.0, 50.0, 0.0)
 
@@ -37,8 +51,9 @@ def bands(report: Report) -> list[Band]:
     out = []
     for f in report.faults:
         until = f" to {f.cleared_at_s:g} s" if f.cleared_at_s is not None else " (not cleared)"
+        name = fmt.fault_name(f.id)
         out.append(Band(f.injected_at_s, f.cleared_at_s if f.cleared_at_s is not None else end,
-                        f.id, tooltip=f"{f.id}: {f.kind} on {f.target} from "
+                        name, tooltip=f"{name}: {f.kind} on {f.target} from "
                         f"{f.injected_at_s:g} s{until}"))
     return out
 
@@ -117,8 +132,16 @@ def provider_chart(report: Report, key: str, y_label: str) -> str:
     """Per-provider ``attempts`` or ``failures`` per second, one line per provider."""
     chart = _frame(report, y_label, y_min=0.0)
     for index, (name, series) in enumerate(_by_provider(report.provider_timeline).items()):
-        chart.series.append(Series(name, _per_second(series, key), PALETTE[index % len(PALETTE)]))
+        color, dash, point = provider_style(index)
+        chart.series.append(Series(name, _per_second(series, key), color, dash, point=point))
     return render_chart(chart)
+
+
+def provider_style(index: int) -> tuple[str, str | None, str]:
+    """(colour, dash, point shape) of the ``index``-th provider: ten colours, four dashes and
+    five shapes, so no two of the first twenty lines look alike."""
+    return (PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)],
+            POINT_SHAPES[index % len(POINT_SHAPES)])
 
 
 def provider_lanes(report: Report) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 CSS = """
+td.mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px;
+  word-break: break-all; }
 :root { --ink: #1d2330; --muted: #667085; --line: #e4e7ec; --ok: #1e7b34; --bad: #c62828;
   --warn: #b26a00; --bg: #f6f7f9; --card: #ffffff; }
 * { box-sizing: border-box; }

@@ -29,6 +29,7 @@ class Series:
     dash: str | None = None  # SVG stroke-dasharray, e.g. "5 3"
     kind: str = "line"  # line | bars (bars: points are (start, y) with ``bar_width``)
     bar_width: float = 1.0
+    point: str | None = None  # a point shape on the line and its legend: see POINT_SHAPES
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,38 @@ def _series(frame: _Frame, series: Series) -> list[str]:
             f'stroke-linejoin="round"{dash}><title>{escape(series.label)}</title></path>']
 
 
+POINT_SHAPES = ("circle", "square", "triangle", "diamond", "cross")
+POINTS_PER_LINE = 8  # enough to follow a line by its shape, few enough not to clutter
+
+
+def point_glyph(shape: str, x: float, y: float, color: str) -> str:
+    """A small hollow-on-white point shape centred on (x, y): tells lines of similar colour
+    apart in print, in grey scale and for colour-blind readers."""
+    style = f'fill="#fff" stroke="{color}" stroke-width="1.6"'
+    if shape == "circle":
+        return f'<circle cx="{_f(x)}" cy="{_f(y)}" r="3.2" {style}/>'
+    if shape == "square":
+        return f'<rect x="{_f(x - 3)}" y="{_f(y - 3)}" width="6" height="6" {style}/>'
+    if shape == "triangle":
+        return f'<path d="M{_f(x)} {_f(y - 4)} L{_f(x + 4)} {_f(y + 3)} L{_f(x - 4)} {_f(y + 3)} Z" {style}/>'
+    if shape == "diamond":
+        return (f'<path d="M{_f(x)} {_f(y - 4.2)} L{_f(x + 4.2)} {_f(y)} L{_f(x)} {_f(y + 4.2)} '
+                f'L{_f(x - 4.2)} {_f(y)} Z" {style}/>')
+    return (f'<path d="M{_f(x - 3.5)} {_f(y - 3.5)} L{_f(x + 3.5)} {_f(y + 3.5)} M{_f(x - 3.5)} '
+            f'{_f(y + 3.5)} L{_f(x + 3.5)} {_f(y - 3.5)}" fill="none" stroke="{color}" '
+            'stroke-width="1.8"/>')
+
+
+def _points(frame: _Frame, series: Series, offset: int) -> list[str]:
+    """Every n-th point of a line drawn as its shape; ``offset`` staggers the lines."""
+    drawn = [(x, y) for x, y in series.points if y is not None]
+    if not series.point or not drawn:
+        return []
+    step = max(1, len(drawn) // POINTS_PER_LINE)
+    return [point_glyph(series.point, frame.x(x), frame.y(y), series.color)
+            for x, y in drawn[offset % step::step]]
+
+
 def _marker_glyph(kind: str, x: float, y: float) -> str:
     color = MARKER_STYLES.get(kind, ("#444", kind))[0]
     if kind == "detection":  # ▼
@@ -243,8 +276,9 @@ def _legend_items(chart: Chart) -> list[tuple[str, str]]:
             swatch = f'<rect x="0" y="-5" width="16" height="9" fill="{s.color}"/>'
         else:
             dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
-            swatch = (f'<line x1="0" x2="16" y1="0" y2="0" stroke="{s.color}" '
-                      f'stroke-width="2.2"{dash}/>')
+            swatch = (f'<line x1="-2" x2="18" y1="0" y2="0" stroke="{s.color}" '
+                      f'stroke-width="2.2"{dash}/>'
+                      + (point_glyph(s.point, 8, 0, s.color) if s.point else ""))
         items.append((swatch, s.label))
     for h in chart.hlines:
         items.append((f'<line x1="0" x2="16" y1="0" y2="0" stroke="{h.color}" '
@@ -282,8 +316,9 @@ def render_chart(chart: Chart) -> str:
         parts.append(f'<line x1="{frame.left}" x2="{frame.right}" y1="{_f(y)}" y2="{_f(y)}" '
                      f'stroke="{h.color}" stroke-width="1.2" stroke-dasharray="6 3">'
                      f'<title>{escape(h.label)}</title></line>')
-    for series in chart.series:
+    for index, series in enumerate(chart.series):
         parts.extend(_series(frame, series))
+        parts.extend(_points(frame, series, index))
     parts.extend(_markers(frame))
     parts.extend(legend)
     return (f'<svg class="chart" viewBox="0 0 {WIDTH} {_f(frame.height)}" role="img">'
