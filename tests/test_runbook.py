@@ -14,6 +14,7 @@ from paystab.chaos.bundled import DEFAULT_RUNBOOK, bundled_runbooks, find_runboo
 from paystab.chaos.hypothesis import Hypothesis, HypothesisError
 from paystab.chaos.runbook import load_runbook
 from paystab.chaos.runbook_load import load_runbook_text
+from paystab.config.problems import ConfigInvalid
 from paystab.exceptions import InvalidInput
 from tests.conftest_chaos import paystab, state
 
@@ -225,3 +226,27 @@ def test_runbook_cli(state: Path, tmp_path: Path) -> None:
     assert mixed.returncode == 2
     assert f"{bad}:21: faults[0].kind: unknown fault kind 'provider.hnag'" in mixed.stderr
     assert paystab("runbook", "show", "nope", state=state).returncode == 2
+
+
+def test_every_problem_of_a_runbook_is_reported_at_once() -> None:
+    text = (GOOD.replace("seed: 5", "seed: five").replace("rate: 20/s", "rate: fast")
+            .replace("profile: spike", "profile: spkie")
+            .replace("kind: provider.hang", "kind: provider.hnag")
+            .replace("  - mttr_s <= 300", "  - mtr_s <= 300")
+            .replace("description: one acquirer hangs", "descripton: one acquirer hangs"))
+    err = _error(text)
+    assert isinstance(err, ConfigInvalid)
+    got = [(p.line, p.field) for p in err.problems]
+    assert got == [(2, "descripton"), (3, "seed"), (13, "load.profile"), (14, "load.rate"),
+                   (21, "faults[0].kind"), (33, "hypotheses[1]")], err.message
+    assert "did you mean 'description'?" in err.message  # and no "missing description"
+    assert "did you mean 'spike'?" in err.message and "did you mean 'provider.hang'?" in err.message
+    assert "missing" not in err.message
+    assert err.message.startswith("drill.yaml:2: descripton: unknown field")
+
+
+def test_yaml12_scalars_in_runbooks() -> None:
+    book = _load(GOOD.replace("  - name: alpha-hangs\n", "  - name: NO\n"))
+    assert book.faults[0].name == "NO"  # YAML 1.1 would make it False
+    err = _error(GOOD.replace("duration: 60s", "duration: 1:30"))
+    assert (err.line, err.field) == (15, "load.duration") and "'1:30'" in err.message

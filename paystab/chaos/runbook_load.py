@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from paystab.chaos.allow import AllowList
 from paystab.chaos.base import ProcessRef, ProviderAddress, invalid_target
@@ -47,6 +48,7 @@ from paystab.exceptions import InvalidInput
 from paystab.units import parse_duration_s
 
 TOP_KEYS = tuple(RunbookModel.model_fields)
+M = TypeVar("M", bound=BaseModel)
 _ABORT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?%?)\s*"
                     r"(?:over\s+(\S+))?\s*$")
 # Without a stated minimum, a runbook can be shortened to this: under ~20 s the detectors'
@@ -71,13 +73,14 @@ def parse_runbook(value: object, lines: dict[Loc, int], source: str) -> Runbook:
         model = RunbookModel.model_validate(value)
     except ValidationError as exc:
         problems.add_validation(exc, RunbookModel)
+        _check_valid_parts(value, problems)
         problems.raise_if_any()
         raise  # unreachable: a validation error always has a problem
     checker = _Checker(problems)
     target = checker.target(model.target)
     load = checker.load(model.load)
     steady = checker.steady(model.steady_state)
-    faults = checker.faults(model.faults or [], load, target)
+    faults = checker.faults(list(enumerate(model.faults or [])), load, target)
     aborts = tuple(a for a in (checker.abort(i, a) for i, a in enumerate(model.abort_when or []))
                    if a is not None)
     hypotheses = tuple(h for h in (checker.hypothesis(i, t)
@@ -88,6 +91,47 @@ def parse_runbook(value: object, lines: dict[Loc, int], source: str) -> Runbook:
                    seed=1 if model.seed is None else model.seed, target=target,
                    steady_state=steady, load=load, faults=faults, abort_when=aborts,
                    hypotheses=hypotheses, allow=allow)
+
+
+def _valid(model: type[M], raw: object) -> M | None:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _check_valid_parts(value: object, problems: Problems) -> None:
+    """When the file as a whole does not validate, still run the checks beyond the model on
+    the sections that do (a misspelt fault kind is reported with a missing unit elsewhere).
+    Their own validation errors are already in ``problems``."""
+    if not isinstance(value, dict):
+        return
+    checker = _Checker(problems)
+    raw_target = value.get("target")
+    target_model = _valid(TargetModel, raw_target) if raw_target is not None else None
+    target_ok = raw_target is None or target_model is not None
+    target = checker.target(target_model)
+    load_model = _valid(LoadModel, value.get("load"))
+    load = checker.load(load_model) if load_model is not None else None
+    raw_load = value.get("load")
+    if load is None and isinstance(raw_load, dict) and isinstance(raw_load.get("profile"), str):
+        checker.profile(raw_load["profile"])
+    if isinstance(value.get("steady_state"), dict):
+        steady = _valid(SteadyStateModel, value["steady_state"])
+        if steady is not None:
+            checker.steady(steady)
+    raw_faults = value.get("faults")
+    if target_ok and isinstance(raw_faults, list):
+        valid = [(i, f) for i, f in enumerate(_valid(FaultModel, r) for r in raw_faults)
+                 if f is not None]
+        checker.faults(valid, load, target)
+    for key, check in (("abort_when", checker.abort), ("hypotheses", checker.hypothesis)):
+        items = value.get(key)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, str):
+                check(index, item)
+            elif key == "abort_when" and (abort := _valid(AbortModel, item)) is not None:
+                checker.abort(index, abort)
 
 
 class _Checker:
@@ -138,10 +182,7 @@ class _Checker:
                               f"({duration_s:g}s)", "min_duration <= duration")
         spec = LoadSpec(profile=profile, rate_per_s=model.rate, duration_s=duration_s,
                         users=model.users, params={}, min_duration_s=min_duration_s)
-        if profile not in PROFILES:
-            self.problems.add(("load", "profile"),
-                              f"unknown profile '{profile}'{did_you_mean(profile, PROFILES)}",
-                              "one of " + ", ".join(sorted(PROFILES)))
+        if not self.profile(profile):
             return spec
         units = {p.name: p.unit for p in PROFILES[profile].params}
         params: dict[str, float] = {}
@@ -174,6 +215,15 @@ class _Checker:
         return LoadSpec(profile=profile, rate_per_s=model.rate, duration_s=duration_s,
                         users=model.users, params=params, min_duration_s=min_duration_s)
 
+    def profile(self, name: str) -> bool:
+        from paystab.loadtest.profiles import PROFILES
+
+        if name not in PROFILES:
+            self.problems.add(("load", "profile"),
+                              f"unknown profile '{name}'{did_you_mean(name, PROFILES)}",
+                              "one of " + ", ".join(sorted(PROFILES)))
+        return name in PROFILES
+
     def steady(self, model: SteadyStateModel | None) -> SteadyState:
         if model is None:
             return SteadyState()
@@ -198,11 +248,12 @@ class _Checker:
         return SteadyState(window_s=model.window, probes=tuple(probes))
 
     # -- faults --------------------------------------------------------------------------------
-    def faults(self, models: list[FaultModel], load: LoadSpec, target: TargetSpec
-               ) -> tuple[FaultStep, ...]:
+    def faults(self, models: list[tuple[int, FaultModel]], load: LoadSpec | None,
+               target: TargetSpec) -> tuple[FaultStep, ...]:
+        """``load`` None: the load did not validate, so the schedule is not checked."""
         steps: list[FaultStep] = []
         seen: set[str] = set()
-        for index, f in enumerate(models):
+        for index, f in models:
             where: Loc = ("faults", index)
             name = f.name or f"fault-{index + 1}"
             if name in seen:
@@ -218,6 +269,8 @@ class _Checker:
                 self._check_names(spec.kind, spec.target, (*where, "target"), target)
             except InvalidInput as exc:
                 self.problems.add_error(exc)
+                continue
+            if load is None:
                 continue
             if f.at >= load.duration_s:
                 self.problems.add((*where, "at"), f"starts at {f.at:g}s, after the load ends",
