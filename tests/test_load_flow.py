@@ -51,6 +51,15 @@ def test_templates_copy_values_and_keep_json_types() -> None:
             Text(bad)
 
 
+def test_values_from_answers_cannot_break_the_request_line_or_add_headers() -> None:
+    flow = CompiledFlow(load_flow_text(
+        "flow:\n  values: {id: x}\n  steps:\n    - name: s\n      method: GET\n      path: /o/{{ id }}\n"
+        "      headers: {X-Ref: '{{ id }}'}\n", "f.yaml"), PaymentFactory(PaymentMix(), 1))
+    request = flow.steps[0].request({"id": "a b\r\nEvil: 1"}, "", "h")
+    assert request.startswith(b"GET /o/a%20b%0D%0AEvil%3A%201 HTTP/1.1\r\n")
+    assert b"X-Ref: a bEvil: 1\r\n" in request and b"\r\nEvil" not in request
+
+
 def test_json_paths_walk_fields_and_indexes_and_report_absence() -> None:
     doc = {"order": {"id": "o1", "lines": [{"sku": "a"}, {"sku": "b"}]}, "x-y": 1}
     assert lookup(doc, parse_path("$.order.lines[1].sku")) == "b"
@@ -120,6 +129,10 @@ def test_paystab_payment_is_a_flow_that_judges_like_the_built_in_checkout() -> N
     ("flow:\n  steps:\n    - name: a\n      path: /{{ later }}\n    - name: b\n      path: /b\n"
      "      extract: {later: $.x}\n", 4, "flow.steps[0].path", "later"),
     ("flow:\n  steps: []\n", 2, "flow.steps", "at least 1"),
+    ("flow:\n  steps:\n    - name: s\n      path: /p\n      headers: {Host: x}\n",
+     5, "flow.steps[0].headers", "Host"),
+    ("flow:\n  steps:\n    - name: s\n      path: api/p\n", 4, "flow.steps[0].path",
+     "starting with /"),
 ])
 def test_bad_flow_files_name_file_line_and_field(text: str, line: int, field: str,
                                                  words: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ its dedicated fast path for it).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from paystab.yamlsrc import Node, load_yaml, load_yaml_text
 
 Outcome = Literal["approved", "declined", "pending", "failed", "continue"]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class _Strict(BaseModel):
@@ -88,6 +90,25 @@ class Step(_Strict):
     extract: dict[str, str] = Field(default_factory=dict)
     classify: list[Rule] = Field(default_factory=list)
     poll: Poll | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        literal = re.sub(r"\{\{.*?\}\}", "", value)  # the holes are checked as templates
+        if not value.startswith("/") or any(c in literal for c in " \r\n"):
+            raise ValueError("a path starting with / without spaces, e.g. /api/checkout")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _TOKEN.fullmatch(name) or name.lower() in ("host", "content-length"):
+                raise ValueError(f"{name!r} cannot be a header here (a token; Host and "
+                                 "Content-Length are set by paystab)")
+            if "\r" in text or "\n" in text:
+                raise ValueError(f"the value of {name} has a line break")
+        return value
 
     @field_validator("method")
     @classmethod

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from paystab.loadtest.flow import Flow, Rule, Step
-from paystab.loadtest.flow_template import ABSENT, JsonBody, Text, lookup, parse_path
+from paystab.loadtest.flow_template import (
+    ABSENT,
+    JsonBody,
+    Text,
+    header_value,
+    lookup,
+    parse_path,
+    quote_path_value,
+)
 from paystab.loadtest.mix import DECLINE_TEST_CARDS, PaymentFactory
 
 _RETRYABLE = frozenset({409, 425, 429})
@@ -96,9 +104,10 @@ class CompiledStep:
     def request(self, values: dict[str, Any], prefix: str, host: str) -> bytes:
         """The whole HTTP/1.1 request for this step with these values."""
         body = self.body.render(values) if self.body is not None else b""
-        lines = [f"{self.method} {prefix}{self.path.render(values)} HTTP/1.1\r\nHost: {host}\r\n"]
+        path = self.path.render(values, quote_path_value)
+        lines = [f"{self.method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\n"]
         for header, text in self.headers:
-            lines.append(f"{header}: {text.render(values)}\r\n")
+            lines.append(f"{header}: {text.render(values, header_value)}\r\n")
         if self.body is not None:
             lines.append("Content-Type: application/json\r\n")
         lines.append(f"Content-Length: {len(body)}\r\n\r\n")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 BUILTINS = frozenset({"key", "seq", "amount", "currency", "country", "method", "customer",
                       "card", "card_expect"})
@@ -49,15 +50,28 @@ class Text:
         self.parts = _HOLE.split(text)  # [lit, name, lit, name, ..., lit]
         self.whole = len(self.names) == 1 and self.parts[0] == "" and self.parts[2] == ""
 
-    def render(self, values: Mapping[str, Any]) -> str:
+    def render(self, values: Mapping[str, Any], escape: Callable[[str], str] | None = None) -> str:
+        """The text with every hole filled; ``escape`` is applied to each value (not to the
+        template's own text): URL-quoting in a path, dropping line breaks in a header."""
         parts = self.parts
         if len(parts) == 1:
             return parts[0]
         out = [parts[0]]
         for i in range(1, len(parts), 2):
-            out.append(str(values[parts[i]]))
+            value = str(values[parts[i]])
+            out.append(escape(value) if escape is not None else value)
             out.append(parts[i + 1])
         return "".join(out)
+
+
+def quote_path_value(value: str) -> str:
+    """A value spliced into a URL path: one segment, nothing that could end the request line."""
+    return quote(value, safe="-._~")
+
+
+def header_value(value: str) -> str:
+    """A value spliced into a header: no CR/LF (a value from an answer must not add headers)."""
+    return value.replace("\r", "").replace("\n", "") if "\r" in value or "\n" in value else value
 
 
 class JsonBody:
