@@ -35,6 +35,9 @@ def _alerting_options(func: _F) -> _F:
                      help="Oldest in-flight attempt age that counts as a hang."),
         click.option("--runbook-url-base", default=None,
                      help="URL prefix of runbooks/alerts/ (default: the paystab repository)."),
+        click.option("--spec", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="YAML alert spec (schema: `paystab schema show alert-spec`); "
+                          "replaces the flags above."),
         click.option("--profile", type=click.Choice(["production", "fast"]),
                      default="production", show_default=True,
                      help="fast: zero `for:` durations and a small traffic guard (drills, tests)."),
@@ -52,6 +55,10 @@ def _config(options: dict[str, Any]) -> Any:
         prom_duration_s,
     )
 
+    if options.get("spec") is not None:
+        from paystab.alerting.spec_file import load_alert_spec
+
+        return load_alert_spec(options["spec"])
     slo = parse_slo_target(options["slo"], "--slo")
     period = options["slo_period"]
     prom_duration_s(period, source="--slo-period")

@@ -41,6 +41,12 @@ def _mix() -> type[BaseModel]:
     return MixModel
 
 
+def _alert_spec() -> type[BaseModel]:
+    from paystab.alerting.spec_file import AlertSpecModel
+
+    return AlertSpecModel
+
+
 def _watch() -> type[BaseModel]:
     from paystab.watch.config import WatchConfig
 
@@ -52,6 +58,7 @@ KINDS: dict[str, tuple[str, Callable[[], type[BaseModel]]]] = {
     "runbook": ("paystab runbook", _runbook),
     "stack-config": ("paystab up --config", _stack_config),
     "mix": ("paystab load --mix", _mix),
+    "alert-spec": ("paystab rules/dashboards export --spec", _alert_spec),
     "watch": ("paystab watch config", _watch),
 }
 
