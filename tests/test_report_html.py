@@ -294,3 +294,90 @@ if __name__ == "__main__":  # regenerate the screenshot the docs show
         page = write_report(VARIANTS["pass"], Path(tmp) / "report.html", "html")
         screenshot(page, target, height=int(sys.argv[2]) if len(sys.argv) > 2 else 2300)
     print(f"wrote {target}")
+
+
+# -- issue 17: what a filed report must show ------------------------------------------------
+def _with_traffic_and_provenance() -> Report:
+    report = copy.deepcopy(VARIANTS["pass"])
+    report.traffic.requests, report.traffic.pending, report.traffic.dropped_arrivals = 6010, 914, 12
+    report.harness = {"arrivals": 6022, "dropped": 12, "dropped_ratio": 0.002,
+                      "generator_lag_p99_ms": 105.9, "cpu_share": 0.171}
+    report.load = {"profile": "steady", "rate_per_s": 100.0, "duration_s": 60.0}
+    report.provenance = {"paystab_version": "9.9.9", "host": "drill-host-1",
+                         "runbook_file": "/runbooks/provider-timeout.yaml",
+                         "runbook_sha256": "ab" * 32, "seed": 7,
+                         "command_line": "paystab drill provider-timeout --seed 7"}
+    return report
+
+
+def test_pending_and_dropped_arrivals_have_cards_with_their_share() -> None:
+    html = renderer("html").render(_with_traffic_and_provenance())
+    assert "914 (15.2 %)" in html.split('<div class="label">pending</div>', 1)[1][:200]
+    assert "12 (0.2 %)" in html.split('<div class="label">dropped arrivals</div>', 1)[1][:200]
+
+
+def test_provenance_is_shown_and_round_trips_through_json() -> None:
+    report = _with_traffic_and_provenance()
+    again = Report.from_json(report.to_json())
+    assert again.provenance == report.provenance
+    _, tags = parse(again)
+    text = " ".join(tags.text)
+    for shown in ("9.9.9", "drill-host-1", "/runbooks/provider-timeout.yaml", "ab" * 32,
+                  "paystab drill provider-timeout --seed 7", "runbook sha256", "command line"):
+        assert shown in text, shown
+    old = report.to_json()
+    del old["provenance"]  # a report written before provenance existed still reads
+    assert Report.from_json(old).provenance == {}
+
+
+def test_no_raw_keys_and_a_unit_on_every_number_people_read() -> None:
+    html = renderer("html").render(_with_traffic_and_provenance())
+    _, tags = parse(_with_traffic_and_provenance())
+    text = " ".join(tags.text)
+    for raw in ("rate_per_s", "duration_s", "dropped_ratio", "generator_lag_p99_ms", "cpu_share",
+                "runbook_sha256", "min drained"):
+        assert raw not in text, raw
+    assert "target rate" in text and "100 /s" in text and "17.10 %" in text
+    load = html.split('id="load"', 1)[1].split("</section>", 1)[0]
+    assert "106 ms" in load and "60 s" in load
+    providers = html.split('id="providers"', 1)[1].split("</section>", 1)[0]
+    assert "time drained" in providers and re.search(r"\d min<", providers)
+    hypotheses = html.split('id="hypotheses"', 1)[1].split("</section>", 1)[0]
+    assert re.search(r">[\d.]+ (s|ms|%)<", hypotheses)  # mttr_s, p95_ms … carry their unit
+
+
+def test_faults_are_labelled_by_their_runbook_names() -> None:
+    from paystab.report import fmt
+
+    assert fmt.fault_name("card-alpha-hangs-c69ff0d0") == "card-alpha-hangs"
+    assert fmt.fault_name("no-suffix") == "no-suffix"
+    report = copy.deepcopy(VARIANTS["pass"])
+    assert report.faults, "the demo report injects a fault"
+    fault = report.faults[0]
+    fault.id = fmt.fault_name(fault.id) + "-c69ff0d0"
+    for incident in report.incidents:
+        incident.fault_id = fault.id
+    html = renderer("html").render(report)
+    visible = html.split('id="faults"', 1)[0]  # all but the faults table, which keeps the id
+    assert "c69ff0d0" not in visible
+    assert fmt.fault_name(fault.id) in html.split('id="incidents"', 1)[1]
+
+
+def test_ten_providers_differ_in_colour_and_point_shape() -> None:
+    from paystab.report.html_charts import PALETTE, provider_style
+    from paystab.report.model import ProviderPoint
+
+    styles = [provider_style(i) for i in range(10)]
+    assert len({colour for colour, _, _ in styles}) == 10 == len(set(PALETTE))
+    assert len(set(styles)) == 10
+    assert len({(s[1], s[2]) for s in styles}) >= 5  # dash + shape alone tell most apart
+
+    report = copy.deepcopy(VARIANTS["pass"])
+    names = [f"p{i}" for i in range(10)]
+    report.provider_timeline = [ProviderPoint(float(t), n, 10 + i, 0) for i, n in enumerate(names)
+                                for t in range(40)]
+    html = renderer("html").render(report)
+    chart = html.split("<h3>Provider attempts</h3>", 1)[1].split("</svg>", 1)[0]
+    strokes = set(re.findall(r'<path d="M[^"]*" fill="none" stroke="(#[0-9a-f]{6})"', chart))
+    assert strokes >= set(PALETTE)
+    assert "<circle" in chart and 'stroke-dasharray="2 2"' in chart  # shapes and dashes drawn

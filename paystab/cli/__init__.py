@@ -56,7 +56,7 @@ add_examples(cli)
 
 def main() -> None:
     try:
-        result = cli.main(standalone_mode=False)
+        result = cli.main(standalone_mode=False, prog_name="paystab")
     except PaystabError as exc:
         click.echo(f"paystab: {exc.render()}", err=True)
         sys.exit(int(exc.exit_code))
