@@ -28,13 +28,8 @@ def _load(config: Path | None) -> tuple[list[ProviderSpec], int | None]:
     """Provider specs and seed from ``--config``, or the catalog defaults."""
     if config is None:
         return default_providers(), None
-    try:
-        from paystab.stack.config import load_stack_config  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name != "paystab.stack.config":
-            raise
-        raise InvalidInput("this build cannot read stack configs yet", source=str(config),
-                           hint="run without --config to use the built-in providers") from None
+    from paystab.stack.config import load_stack_config
+
     settings = load_stack_config(config)
     return list(settings.providers), settings.seed
 
