@@ -15,21 +15,29 @@ from tests.conftest_load import REPO
 
 
 @pytest.mark.wrk
-def test_benchmark_measures_wrk_and_both_harness_modes(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_benchmark_measures_paystab_stock_locust_and_wrk_in_one_run(tmp_path: Path) -> None:
     require_binary("wrk", "wrk")
     require_binary("nginx", "nginx")
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "load", "--seconds", "2", "--json", str(out)],
+        [sys.executable, "-m", "benchmarks", "load", "--seconds", "3", "--rounds", "1",
+         "--json", str(out)],
         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
-        timeout=180)
+        timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    for key in ("wrk", "harness_1_process", "harness_2_processes"):
-        assert data[key]["requests"] > 0 and data[key]["rps_per_core"] > 0, data[key]
-    assert data["harness_1_process"]["failed"] == 0
-    assert set(data["ratios"]) == {"harness_vs_wrk_per_core", "two_vs_one_process_throughput",
-                                   "two_vs_one_process_per_core"}
-    assert data["targets"] == {"harness_vs_wrk_per_core": 0.5,
+    generators = {"wrk", "locust_payment", "locust_two_step", "paystab_payment",
+                  "paystab_two_step_flow", "paystab_user_locustfile",
+                  "paystab_payment_2_processes"}
+    assert set(data["median_rps_per_core"]) == generators
+    for name in generators:
+        (run,) = data["runs"][name]
+        assert run["requests"] > 0 and run["rps_per_core"] > 0, (name, run)
+        assert run["failed"] == 0 if name != "wrk" else run["non_2xx"] == 0, (name, run)
+    assert data["targets"] == {"payment_vs_locust_per_core": 4.0,
+                               "two_step_flow_vs_locust_per_core": 3.0,
+                               "user_locustfile_vs_locust_per_core": 1.0,
                                "two_vs_one_process_throughput": 1.7}
-    assert "harness/wrk per core" in proc.stdout
+    assert set(data["passed"]) == set(data["targets"])
+    assert "payment_vs_locust_per_core" in proc.stdout
