@@ -220,3 +220,24 @@ def _a_load_result() -> LoadResult:
                       window_s=30.0, summary=summarize(records, 0, 0.0, 1.0),
                       windows=windows(records, {}, 100.0, 1.0, 30.0), thresholds=[],
                       records=records)
+
+
+def test_piped_live_view_prints_key_value_lines() -> None:
+    import time
+
+    from rich.console import Console
+
+    from paystab.loadtest.live import LiveView
+    from paystab.loadtest.records import RecordSink
+
+    out = io.StringIO()
+    console = Console(file=out, width=80)  # a StringIO is no terminal
+    sink = RecordSink()
+    view = LiveView(sink, title="paystab load", target_rate=lambda: 50.0, users=lambda: 4,
+                    run_start=lambda: time.time() - 3, duration_s=10.0, console=console)
+    view.start()  # not a terminal: no rich Live, a progress greenlet instead
+    view.stop()  # the final figures, once
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("elapsed=3/10s target/s=50 ")
+    assert "p95_ms=" in lines[0] and "dropped=0" in lines[0] and "…" not in lines[0]
