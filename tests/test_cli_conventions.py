@@ -241,3 +241,18 @@ def test_piped_live_view_prints_key_value_lines() -> None:
     assert len(lines) == 1, lines
     assert lines[0].startswith("elapsed=3/10s target/s=50 ")
     assert "p95_ms=" in lines[0] and "dropped=0" in lines[0] and "…" not in lines[0]
+
+
+def test_drill_against_a_target_says_it_connects_rather_than_starts_a_stack(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    env = dict(os.environ, PAYSTAB_STATE_DIR=str(tmp_path / "state"))
+    done = subprocess.run(  # a subprocess: the drill gevent-patches the process it runs in
+        [sys.executable, "-m", "paystab", "drill", "--target", UNREACHABLE, "--no-live",
+         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+        env=env, cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert "drill: connecting to the target" in done.stderr
+    assert "starting the stack" not in done.stderr
