@@ -1,6 +1,7 @@
 """JSON Schemas of every config file kind, generated from the models and shipped.
 
-``paystab/schemas/<kind>.schema.json`` are committed and packaged so an editor (the YAML
+``paystab/schemas/<kind>.schema.json`` (the watch config's: ``paystab/watch/``) are
+committed and packaged so an editor (the YAML
 language server: a ``# yaml-language-server: $schema=…`` first line, or VS Code's
 ``yaml.schemas`` setting) checks a runbook or stack config as it is typed; a test keeps them
 equal to what the models generate. ``paystab schema export DIR`` writes them anywhere.
@@ -82,7 +83,11 @@ def schema_text(kind: str) -> str:
 
 
 def schema_path(kind: str) -> Path:
-    """Where the shipped schema of ``kind`` is."""
+    """Where the shipped schema of ``kind`` is (the watch config's ships with watch)."""
+    if kind == "watch":
+        from paystab.watch.config import SCHEMA_PATH
+
+        return SCHEMA_PATH
     return SCHEMA_DIR / f"{kind}.schema.json"
 
 
@@ -98,5 +103,7 @@ def export(directory: Path) -> list[Path]:
 
 
 if __name__ == "__main__":  # python -m paystab.config.schemas: refresh the shipped schemas
-    for written_path in export(SCHEMA_DIR):
-        print(written_path)
+    for shipped_kind in KINDS:
+        shipped = schema_path(shipped_kind)
+        shipped.write_text(schema_text(shipped_kind), encoding="utf-8")
+        print(shipped)
