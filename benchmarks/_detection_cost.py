@@ -30,9 +30,11 @@ cpu = time.thread_time_ns
 bank = CusumBank(FailureRateConfig())
 observe = bank.observe
 worst = worst_wall = over_1ms_wall = 0
+worst_kind = ""
 alarms = 0
 t0 = clock()
 for f, t in zip(failed, times):
+    folds = bank.t_fold
     a = clock()
     c = cpu()
     if observe(f, t) >= 0:
@@ -41,6 +43,7 @@ for f, t in zip(failed, times):
     b = clock() - a
     if c > worst:
         worst = c
+        worst_kind = "block fold" if bank.t_fold != folds else ("failure" if f else "success")
     if b > worst_wall:
         worst_wall = b
     if b > 1_000_000:
@@ -58,20 +61,30 @@ for f, t in zip(failed, times):
 loop = (clock() - t0) / n / 1000.0
 print(json.dumps({"observations": n, "mean_us": plain, "mean_us_net_of_loop": plain - loop,
                   "mean_us_with_per_call_timers": timed, "worst_observe_ms": worst / 1e6,
+                  "worst_observe_kind": worst_kind,
                   "worst_observe_wall_ms": worst_wall / 1e6, "calls_over_1ms_wall": over_1ms_wall,
                   "alarms": alarms, "setup_s": import_s}))
 """
 
 
-def fresh_process_cost(observations: int, seed: int) -> dict[str, Any]:
+def fresh_process_cost(observations: int, seed: int, repeats: int = 3) -> dict[str, Any]:
     """The first ``observations`` of a fresh process: mean µs per ``observe()`` (a second,
     untimed pass on a new bank in the same process) and the worst single call, timed one
     by one in thread CPU time (what the code costs: solving a threshold would show here).
     Its wall time is reported too: on a shared machine a call can be preempted for a
-    scheduler tick or more, which is not the detector's doing."""
-    out = subprocess.run([sys.executable, "-c", _COST_CHILD, str(observations), str(seed)],
-                         capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(out.stdout)
+    scheduler tick or more, which is not the detector's doing. Even thread CPU time jumps
+    now and then on a shared VM (1.3 ms once for a call that only counted a success, while
+    other runs' worst were 0.17-0.29 ms), so ``repeats`` fresh processes run and the
+    median of each figure is judged; every run is in ``runs``."""
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", _COST_CHILD, str(observations), str(seed)],
+                             capture_output=True, text=True, check=True)
+        runs.append(json.loads(out.stdout))
+    result: dict[str, Any] = {"runs": runs, "observations": observations}
+    for key in ("mean_us", "mean_us_net_of_loop", "worst_observe_ms"):
+        result[key] = sorted(r[key] for r in runs)[len(runs) // 2]
+    result["worst_observe_ms_runs"] = [r["worst_observe_ms"] for r in runs]
     result["pass"] = (result["mean_us"] <= TARGETS["us_per_obs_max"]
                       and result["worst_observe_ms"] <= TARGETS["worst_observe_ms_max"])
     return result

@@ -56,7 +56,7 @@ def test_small_benchmark_and_target_logic() -> None:
             assert row["pass"] == (sum(v for k, v in row["alarms"].items()
                                        if k in ("paystab", "hang", "latency")) == 0)
     cost = result["cost"]
-    assert cost["observations"] == 20_000 and cost["mean_us"] > 0
+    assert cost["observations"] == 20_000 and cost["mean_us"] > 0 and len(cost["runs"]) == 3
     assert cost["pass"] == (cost["mean_us"] <= 2.0 and cost["worst_observe_ms"] <= 1.0)
     checks = [r.get("pass", True) for part in ("rate_changes", "request_level", "must_not_alarm")
               for r in result[part]]
