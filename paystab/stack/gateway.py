@@ -40,6 +40,7 @@ from paystab.stack.dialects import get_dialect
 from paystab.stack.endpoints import ProviderEndpoint
 from paystab.stack.http_guard import ConnectionGuard, GatewayLimits, read_body
 from paystab.stack.ledger import FINAL_STATUSES, GatewayLedger, durable, ledger_secret
+from paystab.stack.loop_lag import LoopLagMonitor
 from paystab.stack.payment_api import (
     PAYMENT_ID,
     KeyedHash,
@@ -97,6 +98,8 @@ class Gateway:
         self.endpoints = providers
         self.router = Router(specs, self.stats.providers, settings.routing, settings.seed)
         self.registry = make_registry(self.stats, METHODS)
+        self.loop_lag = LoopLagMonitor()  # host-wide slowness, for the detectors
+        self.registry.register(self.loop_lag.collector())
         self.guard = ConnectionGuard(self.limits)  # shared by every connection (gateway_main)
         self.registry.register(self.guard.collector())
         self._inflight_keys: dict[str, str] = {}
@@ -127,6 +130,7 @@ class Gateway:
         return app
 
     async def _startup(self, _app: web.Application) -> None:
+        self.loop_lag.start()
         routing = self.settings.routing
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=512, keepalive_timeout=30,
                                          socket_factory=abortive_socket)
@@ -147,6 +151,7 @@ class Gateway:
             register_gateway_instruments(self.telemetry.meter, self.stats, self.router)
 
     async def _cleanup(self, _app: web.Application) -> None:
+        await self.loop_lag.stop()
         if self.resolver:
             await self.resolver.stop()
         if self.session:
