@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -25,10 +26,12 @@ from paystab.outputs import check_output_file
 from paystab.suggest import close_names
 
 STDOUT = "-"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_option(help_text: str = "JSON on stdout (--json or --json -) or into FILE "
-                                 "(--json FILE).", dest: str = "json_dest") -> Any:
+                                 "(--json FILE).", dest: str = "json_dest"
+                ) -> Callable[[F], F]:
     """``--json [FILE|-]``: a flag whose value is optional (``-`` when it is left out)."""
     return click.option("--json", dest, is_flag=False, flag_value=STDOUT, default=None,
                         metavar="[FILE|-]", help=help_text)
