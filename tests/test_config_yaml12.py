@@ -90,3 +90,18 @@ def test_helpers() -> None:
     assert did_you_mean("card-alfa", ["card-alpha", "wallet-kilo"]) == \
         " (did you mean 'card-alpha'?)"
     assert did_you_mean("zzz", ["card-alpha"]) == ""
+
+
+class Either(Strict):
+    when: Annotated[str, Field(pattern=r"^[a-z]+$")] | list[int] | None = None
+
+
+def test_a_unions_branches_are_one_problem_without_validator_steps() -> None:
+    value, lines = load_with_lines("when: 5\n", "u.yaml")
+    problems = Problems("u.yaml", lines)
+    with pytest.raises(ValidationError) as exc:
+        Either.model_validate(value)
+    problems.add_validation(exc.value, Either)
+    [only] = problems.found
+    assert (only.line, only.field, only.problem) == (1, "when", "got a number (5)")
+    assert only.expected == "a string or a list"

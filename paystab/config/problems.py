@@ -102,28 +102,34 @@ class Problems:
 
     def add_validation(self, exc: ValidationError, model: type[BaseModel],
                        prefix: Loc = ()) -> None:
-        """Every error of a pydantic validation, in paystab's words, at its line."""
+        """Every error of a pydantic validation, in paystab's words, at its line.
+
+        A union's branches fail at the same place: they become one problem whose expected
+        value lists every branch ("true or a mapping")."""
         errors = exc.errors()
-        missing = {(tuple(e["loc"][:-1]), e["loc"][-1]) for e in errors if e["type"] == "missing"}
+        missing = {(self._in_file(tuple(e["loc"][:-1])), e["loc"][-1])
+                   for e in errors if e["type"] == "missing"}
         resolved: set[tuple[Loc, str | int]] = set()
-        pending: list[tuple[Loc, str, str | None]] = []
+        merged: dict[Loc, tuple[str, list[str], Any]] = {}
         for err in errors:
-            loc: Loc = tuple(err["loc"])
+            raw_loc: Loc = tuple(err["loc"])
             kind = str(err["type"])
             ctx = err.get("ctx") or {}
             value = err.get("input")
             expected: str | None = None
-            if kind == "extra_forbidden":
-                key = str(loc[-1])
-                allowed = sorted(fields_at(model, loc[:-1]))
+            loc = self._in_file(raw_loc)
+            if kind == "missing":
+                loc = (*self._in_file(raw_loc[:-1]), raw_loc[-1])
+                problem = f"missing required field '{raw_loc[-1]}'"
+            elif kind == "extra_forbidden":
+                key = str(raw_loc[-1])
+                allowed = sorted(fields_at(model, raw_loc[:-1]))
                 hint = did_you_mean(key, allowed)
                 close = hint.split("'")[1] if hint else None
                 if close is not None and (loc[:-1], close) in missing:
                     resolved.add((loc[:-1], close))  # the same typo: report it once
                 problem = f"unknown field '{key}'{hint}"
                 expected = "one of " + ", ".join(allowed) if allowed else None
-            elif kind == "missing":
-                problem = f"missing required field '{loc[-1]}'"
             elif kind in _BOUNDS:
                 words, template = _BOUNDS[kind]
                 problem = f"{_number(value)} is {words}"
@@ -131,13 +137,32 @@ class Problems:
             elif kind.split("_")[0] in _TYPE_EXPECTED and kind.endswith(("_type", "_parsing")):
                 problem = f"got {describe(value)}"
                 expected = _TYPE_EXPECTED[kind.split("_")[0]]
+            elif kind == "literal_error":
+                problem = f"got {describe(value)}"
+                expected = f"one of {ctx.get('expected')}"
+            elif kind == "string_pattern_mismatch":
+                problem = f"{value!r} is not of the expected form"
+                expected = f"text matching {ctx.get('pattern')}"
             else:
                 problem = str(err["msg"]).removeprefix("Value error, ")
-            pending.append((loc, problem, expected))
-        for loc, problem, expected in pending:
+            if loc in merged:  # another branch of a union
+                _, expecteds, first_value = merged[loc]
+                merged[loc] = (f"got {describe(first_value)}",
+                               [*expecteds, expected or problem], first_value)
+            else:
+                merged[loc] = (problem, [expected] if expected else [], value)
+        for loc, (problem, expecteds, _) in merged.items():
             if problem.startswith("missing required") and (loc[:-1], loc[-1]) in resolved:
                 continue
-            self.add((*prefix, *loc), problem, expected)
+            self.add((*prefix, *loc), problem, " or ".join(dict.fromkeys(expecteds)) or None)
+
+    def _in_file(self, loc: Loc) -> Loc:
+        """``loc`` without the steps validators add (a union's tag): only what the file has."""
+        kept: list[str | int] = []
+        for part in loc:
+            if (*kept, part) in self.lines:
+                kept.append(part)
+        return tuple(kept)
 
     def raise_if_any(self) -> None:
         if self.found:
