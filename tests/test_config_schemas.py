@@ -72,3 +72,10 @@ def test_schema_export_cli_writes_every_kind(state: Path, tmp_path: Path) -> Non
     assert shown.returncode == 0 and json.loads(shown.stdout)["title"] == "paystab up --config"
     bad = paystab("schema", "show", "runbok", state=state)
     assert bad.returncode == 2 and "did you mean 'runbook'" in bad.stderr
+
+
+def test_duration_defaults_are_shown_as_written() -> None:
+    schema = json_schema("runbook")
+    window = schema["$defs"]["AbortModel"]["properties"]["window"]
+    assert window["default"] == "30s"
+    jsonschema.validate(window["default"], {k: v for k, v in window.items() if k != "default"})

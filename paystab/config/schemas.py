@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from paystab.config.types import DURATION_PATTERN
 from paystab.exceptions import InvalidInput
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -73,9 +74,25 @@ def json_schema(kind: str) -> dict[str, Any]:
                            source="schema", expected="one of " + ", ".join(KINDS))
     title, model = KINDS[kind]
     schema = model().model_json_schema()
+    _written_defaults(schema)
     schema["$schema"] = DIALECT
     schema["title"] = title
     return schema
+
+
+def _written_defaults(node: Any) -> None:
+    """A duration's default as a user writes it (``30s``), not the seconds it loads as: an
+    editor offers the default, and a bare ``30`` would not validate."""
+    if isinstance(node, dict):
+        default = node.get("default")
+        if node.get("pattern") == DURATION_PATTERN and isinstance(default, int | float) \
+                and not isinstance(default, bool):
+            node["default"] = f"{default:g}s"
+        for child in node.values():
+            _written_defaults(child)
+    elif isinstance(node, list):
+        for child in node:
+            _written_defaults(child)
 
 
 def schema_text(kind: str) -> str:
