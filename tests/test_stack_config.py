@@ -71,3 +71,9 @@ def test_yaml12_scalars_every_error_and_did_you_mean(tmp_path: Path) -> None:
     assert f"{path}:5: providers.card-alfa: unknown provider 'card-alfa' (did you mean " \
            "'card-alpha'?)" in text
     assert isinstance(info.value, ConfigInvalid) and len(info.value.problems) == 3
+
+
+def test_an_empty_config_is_the_catalog_defaults(tmp_path: Path) -> None:
+    from paystab.stack.catalog import StackSettings
+
+    assert load_stack_config(write(tmp_path, "{}\n")) == StackSettings()
