@@ -62,6 +62,19 @@ def test_busy_users_mean_dropped_arrivals_not_a_lower_rate() -> None:
     assert sum(pacer.dropped_by_tick.values()) == pacer.dropped_total
 
 
+@pytest.mark.parametrize("tick_when_idle", [False, True])
+def test_a_slower_clock_while_all_users_are_busy_still_drops_what_they_missed(
+        tick_when_idle: bool) -> None:
+    pacer = ArrivalPacer(lambda t: 100.0, 1.0)
+    pacer.tick_when_idle = tick_when_idle  # users tick the pacer when they fall idle
+    taken = run_pool(pacer, users=5, work_s=0.25)
+    assert pacer.issued == 100
+    # the same open model either way: what no idle user could take is dropped, not queued
+    assert 15 <= len(taken) <= 30
+    assert pacer.dropped_total == 100 - len(taken)
+    assert sum(pacer.dropped_by_tick.values()) == pacer.dropped_total
+
+
 def test_two_pacers_sharing_a_rate_interleave() -> None:
     a = ArrivalPacer(lambda t: 100.0, 0.5, share=0.5, phase=0.0)
     b = ArrivalPacer(lambda t: 100.0, 0.5, share=0.5, phase=0.5)

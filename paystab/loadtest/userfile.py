@@ -107,6 +107,7 @@ def paced(cls: type[User]) -> type[User]:
             return 0.5  # no plan yet
         if not hasattr(self, "_paystab_slot"):
             self._paystab_slot = UserSlot()
+            pacer.tick_when_idle = True
         pacer.wait_for_arrival(self._paystab_slot)
         return 0.0
 
