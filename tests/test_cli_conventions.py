@@ -104,6 +104,17 @@ def test_load_checks_its_json_path_before_the_target(
     assert created.parent.is_dir() and (tmp_path / "csv").is_dir()  # …and the folders exist
 
 
+@pytest.mark.parametrize("args", [("up", "--port", "0"),
+                                  ("gateway", "--providers-file", "/nonexistent.json")])
+def test_stack_outputs_are_checked_before_anything_starts(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        args: tuple[str, ...]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run_main(monkeypatch, capsys, *args, "--ready-file", str(blocker / "r.json"))
+    assert code == 2 and err.startswith("paystab: --ready-file: cannot write to "), err
+
+
 def test_report_refuses_an_unwritable_output_with_exit_2(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path) -> None:

@@ -23,6 +23,15 @@ def _settings(config: Path | None, seed: int | None) -> Any:
     return replace(settings, seed=seed) if seed is not None else settings
 
 
+def _check_outputs(ready_file: Path | None, trace_jsonl: Path | None) -> None:
+    """The files a stack writes, checked (folders made) before anything starts: exit 2."""
+    from paystab.outputs import check_output_file
+
+    for flag, path in (("--ready-file", ready_file), ("--trace-jsonl", trace_jsonl)):
+        if path is not None:
+            check_output_file(path, flag)
+
+
 @click.command("up")
 @click.option("--config", type=click.Path(path_type=Path), help="Stack settings (YAML).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -52,6 +61,7 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
     from paystab.stack.up_view import show_endpoints
 
     check_bind(host, token, "the stack")
+    _check_outputs(ready_file, trace_jsonl)
     extra_env = {}
     if gateway_limits:
         from paystab.stack.http_guard import GatewayLimits
@@ -124,6 +134,7 @@ def gateway_command(providers_file: Path, port: int, host: str, ledger: Path, co
     from paystab.stack.gateway_main import read_providers_file, serve_gateway
     from paystab.stack.http_guard import GatewayLimits
 
+    _check_outputs(ready_file, trace_jsonl)
     setup_logging()
     gateway_limits = GatewayLimits.from_pairs(limits)
     settings = _settings(config, seed)
