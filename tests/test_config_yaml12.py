@@ -24,6 +24,7 @@ def test_yaml12_scalars() -> None:
 def test_positions_and_duplicate_keys() -> None:
     _, lines = load_with_lines("a:\n  b: [1,\n    2]\n  c: {d: x}\n", "f.yaml")
     assert lines[("a", "b", 1)] == 3 and lines[("a", "c", "d")] == 4
+    assert lines[("a",)] == 1  # the key's line, not the block's below it
     with pytest.raises(InvalidInput) as err:
         load_with_lines("a: 1\nb: 2\na: 3\n", "f.yaml")
     assert (err.value.line, err.value.field) == (3, "a") and "duplicate" in err.value.problem

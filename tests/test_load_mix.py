@@ -130,4 +130,4 @@ def test_mix_reads_yaml12_and_reports_every_problem(tmp_path: Path) -> None:
         PaymentMix.load(path)
     text = err.value.render()
     assert f"{path}:1: decline_share: 2 is too large" in text
-    assert f"{path}:4: methods.crad: unknown method 'crad' (did you mean 'card'?)" in text
+    assert f"{path}:3: methods.crad: unknown method 'crad' (did you mean 'card'?)" in text

@@ -77,6 +77,8 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Yaml12Loader
                 raise InvalidInput(f"duplicate key '{key}'", source=source,
                                    line=key_node.start_mark.line + 1, field=loc_text((*loc, key)))
             out[key] = _walk(value_node, (*loc, key), lines, loader, source)
+            # A field is where its key is written: a block below it starts a line later.
+            lines[(*loc, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(v, (*loc, i), lines, loader, source) for i, v in enumerate(node.value)]
