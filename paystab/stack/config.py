@@ -23,10 +23,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, field_validator
 
 from paystab.config.problems import Problems, did_you_mean
-from paystab.config.types import Duration, Strict
+from paystab.config.types import Duration, Strict, one_of
 from paystab.config.yaml12 import Loc, load_file_with_lines
 from paystab.stack.catalog import (
     BreakerSettings,
@@ -95,11 +95,22 @@ class LatencyOverride(Strict):
     max: Duration | None = Field(default=None, ge=0.001, le=600)
 
 
+def _dialect(name: str) -> str:
+    from paystab.stack.dialects import DIALECTS  # the dialect modules load on demand
+
+    return one_of(DIALECTS, "dialect")(name)
+
+
+DeclineCode = Annotated[str, AfterValidator(one_of(DECLINE_CODES, "decline code")),
+                        WithJsonSchema({"type": "string", "enum": list(DECLINE_CODES)})]
+
+
 class ProviderOverride(Strict):
     """Changes to a built-in provider, or a new one (then ``dialect`` and ``methods``)."""
 
     enabled: bool = True
-    dialect: str | None = Field(default=None, description="a provider API dialect")
+    dialect: Annotated[str, AfterValidator(_dialect)] | None = Field(
+        default=None, description="a provider API dialect (stripe, adyen, paypay, komoju …)")
     methods: list[Method] | None = None
     currencies: list[Currency] | None = None
     countries: list[Annotated[str, Field(min_length=1)]] | None = None
@@ -108,9 +119,16 @@ class ProviderOverride(Strict):
     fee_bps: int | None = Field(default=None, ge=0, le=10000)
     backup: bool | None = None
     latency: LatencyOverride | None = None
-    decline_mix: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
+    decline_mix: dict[DeclineCode, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
     async_completion: Duration | None = Field(default=None, ge=0, le=3600)
     port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("decline_mix")
+    @classmethod
+    def _shares(cls, mix: dict[str, float] | None) -> dict[str, float] | None:
+        if mix and sum(mix.values()) > 1.0:
+            raise ValueError("the shares add up to more than 1")
+        return mix
 
 
 class StackConfigModel(Strict):
@@ -122,19 +140,7 @@ class StackConfigModel(Strict):
     providers: dict[str, ProviderOverride | None] = Field(default_factory=dict)
 
 
-def _provider(name: str, m: ProviderOverride, base: ProviderSpec | None, where: Loc,
-              problems: Problems) -> ProviderSpec | None:
-    from paystab.stack.dialects import DIALECTS
-
-    if m.dialect is not None and m.dialect not in DIALECTS:
-        problems.add((*where, "dialect"), f"unknown value '{m.dialect}'"
-                     f"{did_you_mean(m.dialect, DIALECTS)}", "one of " + ", ".join(sorted(DIALECTS)))
-    for code in m.decline_mix or {}:
-        if code not in DECLINE_CODES:
-            problems.add((*where, "decline_mix", code), f"unknown decline code '{code}'"
-                         f"{did_you_mean(code, DECLINE_CODES)}", "one of " + ", ".join(DECLINE_CODES))
-    if m.decline_mix and sum(m.decline_mix.values()) > 1.0:
-        problems.add((*where, "decline_mix"), "the shares add up to more than 1")
+def _provider(name: str, m: ProviderOverride, base: ProviderSpec | None) -> ProviderSpec | None:
     if base is None:
         if m.dialect is None or m.methods is None:
             return None  # reported by _unknown_providers
@@ -194,8 +200,7 @@ def stack_settings(value: object, lines: dict[Loc, int], source: str) -> StackSe
         if override is not None and not override.enabled:
             by_name.pop(name, None)
             continue
-        spec = _provider(name, override or ProviderOverride(), by_name.get(name),
-                         ("providers", name), problems)
+        spec = _provider(name, override or ProviderOverride(), by_name.get(name))
         if spec is not None:
             by_name[name] = spec
     if not by_name:
