@@ -74,14 +74,10 @@ def _config(options: dict[str, Any]) -> Any:
     burns = []
     for burn, (long_w, short_w) in zip(base.burn_alerts, pairs.values(), strict=True):
         burns.append(replace(burn, long_window=long_w, short_window=short_w))
-    changes: dict[str, Any] = {
-        "slo_target": slo, "slo_period": period, "burn_alerts": tuple(burns),
-        "hang_threshold_s": hang_s, "provider_window": provider_window,
-    }
-    if options["runbook_url_base"]:
-        url = options["runbook_url_base"]
-        changes["runbook_url_base"] = url if url.endswith("/") else url + "/"
-    return replace(base, **changes).validate()
+    url = options["runbook_url_base"] or base.runbook_url_base
+    return replace(base, slo_target=slo, slo_period=period, burn_alerts=tuple(burns),
+                   hang_threshold_s=hang_s, provider_window=provider_window,
+                   runbook_url_base=url if url.endswith("/") else url + "/").validate()
 
 
 def _write(directory: Path, files: dict[str, str]) -> None:
