@@ -243,6 +243,12 @@ def test_every_problem_of_a_runbook_is_reported_at_once() -> None:
     assert "did you mean 'spike'?" in err.message and "did you mean 'provider.hang'?" in err.message
     assert "missing" not in err.message
     assert err.message.startswith("drill.yaml:2: descripton: unknown field")
+    # a fault that does not validate still has its kind checked
+    err = _error(GOOD.replace("kind: provider.hang", "kind: provider.hnag")
+                 .replace("at: 10s", "at: 10"))
+    assert isinstance(err, ConfigInvalid)
+    assert [(p.line, p.field) for p in err.problems] == [(19, "faults[0].at"),
+                                                         (21, "faults[0].kind")], err.message
 
 
 def test_yaml12_scalars_in_runbooks() -> None:

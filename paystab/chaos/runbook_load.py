@@ -121,10 +121,17 @@ def _check_valid_parts(value: object, problems: Problems) -> None:
         if steady is not None:
             checker.steady(steady)
     raw_faults = value.get("faults")
-    if target_ok and isinstance(raw_faults, list):
-        valid = [(i, f) for i, f in enumerate(_valid(FaultModel, r) for r in raw_faults)
-                 if f is not None]
-        checker.faults(valid, load, target)
+    if isinstance(raw_faults, list):
+        models = [_valid(FaultModel, r) for r in raw_faults]
+        if target_ok:
+            checker.faults([(i, f) for i, f in enumerate(models) if f is not None], load, target)
+        for index, (raw, model) in enumerate(zip(raw_faults, models, strict=True)):
+            kind = raw.get("kind") if isinstance(raw, dict) else None
+            if model is None and isinstance(kind, str):  # at least the kind, if it can be read
+                try:
+                    fault_class(kind, checker.kind_error(("faults", index)))
+                except InvalidInput as exc:
+                    problems.add_error(exc)
     for key, check in (("abort_when", checker.abort), ("hypotheses", checker.hypothesis)):
         items = value.get(key)
         for index, item in enumerate(items if isinstance(items, list) else []):
@@ -263,7 +270,7 @@ class _Checker:
             seen.add(name)
             try:
                 spec = build_spec(name, f.kind, f.target, f.params or {},
-                                  kind_error=self._kind_error(where),
+                                  kind_error=self.kind_error(where),
                                   target_error=self._target_error(where),
                                   param_error=self._param_error(where, f.params))
                 self._check_names(spec.kind, spec.target, (*where, "target"), target)
@@ -287,7 +294,7 @@ class _Checker:
         return InvalidInput(problem, source=self.source, line=self.line(*loc) or
                             self.line(*loc[:-1]), field=loc_text(loc), expected=expected)
 
-    def _kind_error(self, where: Loc) -> Callable[[str, str], InvalidInput]:
+    def kind_error(self, where: Loc) -> Callable[[str, str], InvalidInput]:
         def make(problem: str, expected: str) -> InvalidInput:
             return self._error((*where, "kind"), problem, expected)
         return make
