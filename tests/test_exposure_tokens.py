@@ -124,3 +124,37 @@ def test_up_off_loopback_guards_everything_but_payments(tmp_path: Path,
     for path in holders:
         assert path.suffix == ".json" and "log" not in path.name, path
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+@pytest.mark.parametrize("dialect", ["charlie", "echo", "kakao"])
+def test_a_simulator_without_a_psp_scheme_needs_its_secret_off_loopback(tmp_path: Path, dialect: str) -> None:
+    """Dialects whose PSP has no authentication of its own get a random per-provider secret
+    off loopback: a caller without it can neither charge nor void (401), the gateway's
+    provider client presents it and is served."""
+    from paystab.stack.dialects import DIALECTS
+    from paystab.stack.dialects.base import Card, ChargeRequest
+
+    async def scenario() -> None:
+        spec = universal_spec(dialect, latency=FAST)
+        running = await start_providers([spec], host="0.0.0.0", data_dir=tmp_path, token=TOKEN)
+        try:
+            endpoint = running.endpoints[spec.name]
+            assert endpoint.api_key and endpoint.api_key != TOKEN
+            codec = DIALECTS[dialect]
+            request = ChargeRequest("exposure-key-1", "pay_exposure_1", 1999, "JPY",
+                                    "wallet" if dialect == "kakao" else "card", "JP",
+                                    None if dialect == "kakao" else Card("4242424242424242", 12, 2030, "123"),
+                                    wallet_brand="kakaopay" if dialect == "kakao" else None)
+            call = codec.charge_call(request)
+            url = endpoint.url.replace("0.0.0.0", "127.0.0.1") + call.path
+            for headers, allowed in ((call.headers, False),
+                                     ({**call.headers, "Authorization": "Bearer wrong"}, False),
+                                     ({**call.headers, "Authorization": f"Bearer {endpoint.api_key}"}, True)):
+                reply = await asyncio.to_thread(httpclient.request, call.method, url,
+                                                content=call.body or None, headers=headers)
+                assert (reply.status != 401) == allowed, (reply.status, reply.body[:200])
+            assert running.providers[spec.name].ledger.path.exists()
+        finally:
+            await running.stop()
+
+    run(scenario())

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from paystab.stack.dialects.base import Dialect, HttpCall
+from paystab.stack.dialects.base import Dialect, HttpCall, uses_bearer_default
 from paystab.stack.endpoints import ProviderEndpoint
 from paystab.stack.tls import client_context
 
@@ -83,6 +83,8 @@ class ProviderClient:
             static = getattr(dialect, "client_auth_headers", None)
             if static is not None:
                 self._auth_headers = dict(static(api_key))
+            elif uses_bearer_default(dialect):  # a simulator bound off loopback, no PSP scheme
+                self._auth_headers = {"Authorization": f"Bearer {api_key}"}
             sign_call = getattr(dialect, "sign_call", None)
             if sign_call is not None:
                 self._sign = lambda call: sign_call(call, api_key)

@@ -200,11 +200,34 @@ class Dialect(Protocol):
 
 
 class AcceptEveryCaller:
-    """The default ``authenticate``: a simulator whose PSP checks no credential.
+    """The default ``authenticate``, for dialects whose PSP has no scheme of its own.
 
-    Dialects inherit it through ``_support.DialectBase`` and override ``authenticate``
-    with their PSP's own scheme (secret-key bearer, API-key header, HMAC signature).
+    With no secret configured (a simulator on loopback) every call is accepted. Bound off
+    loopback the stack gives each such provider a random secret, and then a call must carry
+    ``Authorization: Bearer <secret>`` (compared in constant time) or gets a plain 401: an
+    unauthenticated caller on the network can neither charge, look up nor void. Dialects
+    inherit this through ``_support.DialectBase`` and override ``authenticate`` and
+    ``client_auth_headers`` with their PSP's own scheme (secret-key bearer, API-key header,
+    HMAC signature).
     """
 
     def authenticate(self, call: InboundCall) -> HttpReply | None:
-        return None
+        if not call.secret:
+            return None
+        import hmac
+
+        given = call.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {call.secret}".encode()):
+            return None
+        return HttpReply(401, "application/problem+json",
+                         b'{"type":"about:blank","title":"Unauthorized","status":401,'
+                         b'"detail":"a bearer token is required off loopback"}',
+                         {"WWW-Authenticate": "Bearer"})
+
+
+
+def uses_bearer_default(dialect: object) -> bool:
+    """Does ``dialect`` authenticate callers with :class:`AcceptEveryCaller`'s bearer rule
+    (so the gateway presents its secret as ``Authorization: Bearer``)?"""
+    method = getattr(type(dialect), "authenticate", None)
+    return method is AcceptEveryCaller.authenticate

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import secrets
 import shutil
 import ssl
 import tempfile
@@ -146,9 +147,12 @@ async def start_providers(
     tls_files = ensure_tls(root) if tls else None
     tls_context = server_context(tls_files) if tls_files else None
     scheme = "https" if tls else "http"
+    # Off loopback, a dialect with no scheme of its own still refuses unknown callers: each
+    # such provider gets a random secret (in the 0600 ready file, used by the gateway).
+    guard = not is_loopback(host)
     try:
         for spec in specs:
-            provider = _build(spec, root, metrics, seed, stopping)
+            provider = _build(spec, root, metrics, seed, stopping, guard)
             running.providers[spec.name] = provider
             handler = web.Server(provider.handle, handler_cancellation=True, access_log=None)
             listener = await _listen(handler, host, spec.port, f"provider {spec.name}",
@@ -160,7 +164,7 @@ async def start_providers(
                 spec.name, provider.url, list(spec.methods), spec.dialect,
                 str(provider.ledger.path),
                 ca_file=str(tls_files.ca_file) if tls_files else None,
-                api_key=provider.secret if provider.routes is not None else None,
+                api_key=provider.secret or None,
                 webhook_secret=_register_webhook(provider, webhook_url))
         running._admin = await _start_admin(running, admin_host, admin_port)
     except BaseException:
@@ -172,7 +176,7 @@ async def start_providers(
 
 
 def _build(spec: ProviderSpec, root: Path, metrics: SimMetrics, seed: int | None,
-           stopping: asyncio.Event) -> SimProvider:
+           stopping: asyncio.Event, guard: bool = False) -> SimProvider:
     dialect = DIALECTS[spec.dialect]
     try:
         model = ChargeModel(spec, provider_rng(seed, spec.name, "charges"))
@@ -186,8 +190,10 @@ def _build(spec: ProviderSpec, root: Path, metrics: SimMetrics, seed: int | None
 
     faults = FaultSet(provider_rng(seed, spec.name, "faults"), publish)
     metrics.set_faults(spec.name, faults.counts_by_type())
-    return SimProvider(spec, dialect, ledger, book, model, faults, metrics, stopping,
-                       secret=getattr(dialect, "default_secret", None))
+    secret = getattr(dialect, "default_secret", None)
+    if secret is None and guard:
+        secret = secrets.token_urlsafe(24)
+    return SimProvider(spec, dialect, ledger, book, model, faults, metrics, stopping, secret=secret)
 
 
 def _register_webhook(provider: SimProvider, url: str | None) -> str | None:
