@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from paystab.anomaly.evaluation import percentile
+from paystab.stats_math import percentile
 
 RATES = (10, 100, 1000)
 SHIFTS = (0.02, 0.05, 0.2, 1.0)

@@ -21,8 +21,9 @@ from benchmarks._detection_common import (
 )
 from paystab.anomaly.arl import optimal_delay
 from paystab.anomaly.corpus import Noise, noisy_stream
-from paystab.anomaly.evaluation import percentile, run_cusum
+from paystab.anomaly.evaluation import run_cusum
 from paystab.anomaly.failure_rate import CusumBank, FailureRateConfig
+from paystab.stats_math import percentile
 
 
 @cache

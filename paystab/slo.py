@@ -59,6 +59,7 @@ from paystab.report.model import (
     TimelinePoint,
     Traffic,
 )
+from paystab.stats_math import percentile
 
 __all__ = ["BurnWindow", "ErrorBudget", "ProviderHealth", "RequestSample", "SloSummary",
            "SloTargets", "burn_rates", "error_budget", "fill_report", "health_score",
@@ -94,17 +95,6 @@ def samples_from_checkouts(records: Iterable[CheckoutLike],
                            start_epoch: float) -> list[RequestSample]:
     """Load-harness records (epoch times) → samples with times from the drill start."""
     return [RequestSample(r.started_at - start_epoch, r.outcome, r.latency_ms) for r in records]
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """q in [0, 100], linear interpolation between closest ranks; None when empty."""
-    n = len(sorted_values)
-    if n == 0:
-        return None
-    pos = (n - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
 
 
 def _counts(samples: Iterable[RequestSample]) -> tuple[dict[str, int], list[float]]:

@@ -25,7 +25,8 @@ from paystab.report.model import (
     ReconciliationRecord,
     Report,
 )
-from paystab.slo import RequestSample, fill_report, percentile
+from paystab.slo import RequestSample, fill_report
+from paystab.stats_math import percentile
 
 SHARES = {"card": {"card-alpha": 0.4, "card-bravo": 0.35, "card-charlie": 0.25},
           "wallet": {"wallet-paypay": 0.6, "wallet-kakao": 0.4}}

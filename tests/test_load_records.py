@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from paystab.loadtest.records import CSV_COLUMNS, CheckoutRecord, RecordSink, write_csv
-from paystab.loadtest.stats import percentile, span_summary, summarize, window_bounds, windows
+from paystab.loadtest.stats import span_summary, summarize, window_bounds, windows
+from paystab.stats_math import percentile
 
 T0 = 1_700_000_000.0
 

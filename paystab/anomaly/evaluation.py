@@ -150,5 +150,3 @@ def first_alarm_after(times: FloatArray, condition: FloatArray, t0: float) -> fl
     return float(times[hit[0]]) if len(hit) else None
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(np.asarray(values), q)) if len(values) else None

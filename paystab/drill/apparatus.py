@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from paystab.slo import percentile
+from paystab.stats_math import percentile
 
 MAX_DROPPED_RATIO = 0.01
 MAX_GENERATOR_LAG_MS = 250.0

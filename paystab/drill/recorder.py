@@ -17,7 +17,8 @@ from typing import Any
 
 from paystab.collector.series import Sample
 from paystab.report.model import ProviderPoint
-from paystab.slo import RequestSample, percentile
+from paystab.slo import RequestSample
+from paystab.stats_math import percentile
 
 # A failure that ended this close before the stop signal is still counted as cut off: the
 # signal reaches the drill a few milliseconds after the terminal delivered it to the group.

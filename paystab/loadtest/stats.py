@@ -21,21 +21,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from paystab import stats_math
 from paystab.loadtest.records import DROP_TICK_S, CheckoutRecord
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """q in [0, 100]; linear interpolation between closest ranks; nan when empty."""
-    n = len(sorted_values)
-    if n == 0:
-        return math.nan
-    if n == 1:
-        return float(sorted_values[0])
-    pos = (n - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    frac = pos - lo
-    return float(sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac)
+def _percentile_or_nan(sorted_values: Sequence[float], q: float) -> float:
+    """:func:`paystab.stats_math.percentile` (q in percent) with nan for no data: a
+    :class:`Summary` field is a float, and ``to_json`` turns nan into null."""
+    value = stats_math.percentile(sorted_values, q)
+    return math.nan if value is None else value
 
 
 @dataclass(frozen=True)
@@ -72,7 +66,7 @@ class Summary:
         return self.attempts - self.requests
 
     def latency_percentile(self, q: float) -> float:
-        return percentile(self.latencies_ms, q)
+        return _percentile_or_nan(self.latencies_ms, q)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,8 +98,8 @@ def summarize(
         decline_rate=counts["declined"] / n if n else nan,
         dropped_rate=dropped / (n + dropped) if n + dropped else nan,
         rps=n / span,
-        p50_ms=percentile(latencies, 50), p90_ms=percentile(latencies, 90),
-        p95_ms=percentile(latencies, 95), p99_ms=percentile(latencies, 99),
+        p50_ms=_percentile_or_nan(latencies, 50), p90_ms=_percentile_or_nan(latencies, 90),
+        p95_ms=_percentile_or_nan(latencies, 95), p99_ms=_percentile_or_nan(latencies, 99),
         avg_ms=sum(latencies) / n if n else nan,
         min_ms=latencies[0] if n else nan, max_ms=latencies[-1] if n else nan,
         latencies_ms=latencies,

