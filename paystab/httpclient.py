@@ -40,7 +40,6 @@ are a few per second at most, so this is well under 1 % of a core.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import ssl
 import urllib.parse
@@ -51,23 +50,10 @@ from typing import Any
 import httpx
 
 from paystab.exceptions import EnvironmentProblem
+from paystab.net import is_loopback_host as is_loopback_host  # the one rule, used here too
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_ERROR_TEXT = 300
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` (and its subdomains), 127.0.0.0/8, ::1, ::ffff:127.x."""
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def safe_url(url: str) -> str:

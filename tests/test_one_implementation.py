@@ -54,3 +54,43 @@ def test_no_private_percentile_copies() -> None:
         if "np.percentile(" in text or "np.quantile(" in text or "def percentile(" in text:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+LOOPBACK_TABLE = [
+    ("localhost", True), ("LOCALHOST", True), ("LocalHost.", True), ("api.localhost", True),
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
+    ("::ffff:127.0.0.1", True), ("[::FFFF:127.0.0.2]", True),
+    ("", False), ("0.0.0.0", False), ("::", False), ("10.0.0.1", False), ("128.0.0.1", False),
+    ("::ffff:10.0.0.1", False), ("2001:db8::1", False), ("localhost.example.com", False),
+    ("notlocalhost", False), ("example.com", False),
+]
+
+
+@pytest.mark.parametrize(("host", "loopback"), LOOPBACK_TABLE)
+def test_loopback_table(host: str, loopback: bool) -> None:
+    from paystab.net import is_loopback_host
+
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(("host", "loopback"), LOOPBACK_TABLE)
+def test_loopback_callers_agree(host: str, loopback: bool) -> None:
+    """The places that used to carry their own copy answer the same through the one rule."""
+    from paystab import httpclient
+    from paystab.stack.webhooks import check_webhook_url
+
+    assert httpclient.is_loopback_host(host) is loopback
+    url_host = f"[{host.strip('[]')}]" if ":" in host else host
+    if url_host:
+        if loopback:
+            assert check_webhook_url(f"http://{url_host}:8080/hook")
+        else:
+            with pytest.raises(ValueError, match="loopback"):
+                check_webhook_url(f"http://{url_host}:8080/hook")
+
+
+def test_no_private_loopback_copies() -> None:
+    """Only paystab/net.py asks ipaddress whether an address is loopback."""
+    offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+                 if p.name != "net.py" and ".is_loopback" in p.read_text()]
+    assert offenders == []

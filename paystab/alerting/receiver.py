@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 
 from paystab.exceptions import ExitCode, InvalidInput, PaystabError
+from paystab.net import is_loopback_host
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -47,7 +48,7 @@ def serve(gateway_url: str, listen: str, token: str | None, detect: bool, interv
     controller = FailoverController(GatewayAdmin(gateway_url, token), on_event=announce,
                                     registry=registry)
     # on loopback Alertmanager needs no token; elsewhere it must send the same bearer token
-    loopback = host in ("127.0.0.1", "::1", "localhost")
+    loopback = is_loopback_host(host)
     server = WebhookServer(controller, host, port, None if loopback else token,
                            registry=registry).start()
     print(json.dumps({"listening": server.url, "gateway": gateway_url, "detect": detect}),

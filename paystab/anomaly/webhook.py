@@ -18,7 +18,6 @@ scores (``paystab_detections_total``, ``paystab_controller_actions_total``,
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import threading
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from paystab.anomaly.controller import FailoverController
 from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.net import is_loopback_host
 
 MAX_BODY = 1 << 20
 
@@ -157,12 +157,12 @@ class WebhookServer(ThreadingHTTPServer):
 
     def __init__(self, controller: FailoverController, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None, registry: CollectorRegistry | None = None) -> None:
-        if not _is_loopback(host) and not token:
+        if not is_loopback_host(host) and not token:
             raise InvalidInput(f"refusing to listen on {host} without a token",
                                field="--listen", expected="a loopback address, or a token")
         self.controller = controller
         self.token = token
-        self.metrics_need_token = not _is_loopback(host)
+        self.metrics_need_token = not is_loopback_host(host)
         self.registry = registry  # served on GET /metrics when given
         try:
             super().__init__((host, port), _Handler)
@@ -189,10 +189,3 @@ class WebhookServer(ThreadingHTTPServer):
             self._thread.join(timeout=5)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

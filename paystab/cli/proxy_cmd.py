@@ -26,11 +26,8 @@ _CONFIG_FIELDS = {"name", "listen", "upstream", "enabled"}
 
 def load_proxy_config(path: Path, allow_public: bool) -> list[dict[str, Any]]:
     """Read a Toxiproxy populate/config JSON file into the list ``POST /populate`` takes."""
-    from paystab.chaos.proxy_server.addresses import (
-        AddressError,
-        is_loopback_host,
-        split_host_port,
-    )
+    from paystab.chaos.proxy_server.addresses import AddressError, split_host_port
+    from paystab.net import is_loopback_host
     from paystab.yamlsrc import load_yaml
 
     root = load_yaml(path)  # JSON is YAML: this gives every value its line

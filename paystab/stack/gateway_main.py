@@ -9,7 +9,6 @@ the :class:`GatewayLimits` given (``--limit name=value``).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import os
 import signal
@@ -19,23 +18,15 @@ from aiohttp import web
 
 from paystab.collector.telemetry import setup_telemetry
 from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.net import is_loopback_host
 from paystab.stack.catalog import StackSettings
 from paystab.stack.endpoints import ProviderEndpoint, StackEndpoints
 from paystab.stack.gateway import Gateway, GatewayOptions
 from paystab.stack.http_guard import GatewayLimits, GuardedSite
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, token: str | None, what: str) -> None:
-    if not is_loopback(host) and not token:
+    if not is_loopback_host(host) and not token:
         raise InvalidInput(
             f"refusing to bind {what} to {host}: admin and fault APIs bind loopback only",
             field="--host", expected="127.0.0.1, or a --token for any other address")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import ssl
 import time
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from paystab.net import is_loopback_host
 
 if TYPE_CHECKING:  # imported lazily: dialects import this module, providers import dialects
     from paystab.stack.providers.faults import FaultSet
@@ -49,14 +50,8 @@ def check_webhook_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("webhook url must be an http:// or https:// URL")
-    host = parts.hostname
-    if host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError("webhook url must be on a loopback host (127.0.0.1, ::1, localhost)")
+    if not is_loopback_host(parts.hostname):
+        raise ValueError("webhook url must be on a loopback host (127.0.0.1, ::1, localhost)")
     return url
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import generate_latest
 
 from paystab.exceptions import EnvironmentProblem, InvalidInput
-from paystab.watch.config import is_loopback
+from paystab.net import is_loopback_host
 
 if TYPE_CHECKING:
     from paystab.watch.service import WatchService
@@ -36,7 +36,7 @@ class AdminServer:
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)
         self.token = os.environ.get(cfg.token_env) if cfg.token_env else None
-        if not is_loopback(self.host) and not self.token:
+        if not is_loopback_host(self.host) and not self.token:
             raise InvalidInput(f"admin.listen {cfg.listen} is not loopback and "
                                f"${cfg.token_env} is empty", field="admin.token_env")
         self.url = ""

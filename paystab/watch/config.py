@@ -11,7 +11,6 @@ Durations carry their unit (``500ms``, ``1s``, ``5m``) and land in ``*_s`` field
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from pathlib import Path
@@ -32,6 +31,7 @@ from pydantic import (
 from paystab.config.problems import did_you_mean, fields_at
 from paystab.config.yaml12 import Loc, line_of, load_file_with_lines, load_with_lines, loc_text
 from paystab.exceptions import InvalidInput
+from paystab.net import is_loopback_host
 from paystab.units import parse_duration_s
 
 
@@ -283,22 +283,9 @@ class WatchConfig(Strict):
                     raise ValueError(f"failover.when names detector '{name}' that is not "
                                      f"configured (configured: {', '.join(sorted(self.detectors))})")
         host = self.admin.listen.rpartition(":")[0].strip("[]")
-        if not _is_loopback(host) and self.admin.token_env is None:
+        if not is_loopback_host(host) and self.admin.token_env is None:
             raise ValueError("admin.listen is not loopback: set admin.token_env")
         return self
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def is_loopback(host: str) -> bool:
-    return _is_loopback(host)
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ listen address goes through :func:`is_loopback_host`.
 
 from __future__ import annotations
 
-import ipaddress
-
 
 class AddressError(ValueError):
     """A ``host:port`` string that cannot be used; the message says why."""
@@ -40,11 +38,3 @@ def join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and any loopback IP (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # another host name: it may resolve anywhere

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from paystab.chaos.proxy_server import errors
-from paystab.chaos.proxy_server.addresses import AddressError, is_loopback_host, split_host_port
+from paystab.chaos.proxy_server.addresses import AddressError, split_host_port
 from paystab.chaos.proxy_server.errors import ApiError
 from paystab.chaos.proxy_server.proxy import Proxy
 from paystab.chaos.proxy_server.spec import DOWNSTREAM, STREAMS, ToxicSpec
 from paystab.chaos.proxy_server.toxics import AttributeProblem, toxic_class
+from paystab.net import is_loopback_host
 
 DEFAULT_LISTEN = "127.0.0.1:0"  # Toxiproxy binds every interface here; paystab stays local
 

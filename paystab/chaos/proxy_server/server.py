@@ -21,12 +21,13 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from paystab.chaos.proxy_server.addresses import is_loopback_host, join_host_port
+from paystab.chaos.proxy_server.addresses import join_host_port
 from paystab.chaos.proxy_server.api import build_app
 from paystab.chaos.proxy_server.collection import ProxyCollection
 from paystab.chaos.proxy_server.errors import ApiError
 from paystab.chaos.proxy_server.metrics import ProxyMetrics
 from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.net import is_loopback_host
 
 DEFAULT_PORT = 8474  # Toxiproxy's
 

@@ -11,6 +11,6 @@ decisions), ``book`` (idempotency, look-ups, voids, async completion), ``ledger`
 from __future__ import annotations
 
 from paystab.stack.providers.ledger import LedgerRow, read_ledger
-from paystab.stack.providers.runner import RunningProviders, is_loopback, start_providers
+from paystab.stack.providers.runner import RunningProviders, start_providers
 
-__all__ = ["LedgerRow", "RunningProviders", "is_loopback", "read_ledger", "start_providers"]
+__all__ = ["LedgerRow", "RunningProviders", "read_ledger", "start_providers"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import secrets
 import shutil
 import ssl
@@ -27,6 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.net import is_loopback_host
 from paystab.stack.catalog import ProviderSpec
 from paystab.stack.dialects import DIALECTS
 from paystab.stack.endpoints import ProviderEndpoint
@@ -42,13 +42,6 @@ from paystab.stack.tls import ensure_tls, server_context
 _SHUTDOWN_TIMEOUT_S = 2.0
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:
@@ -133,7 +126,7 @@ async def start_providers(
     ``data_dir`` None = a fresh temporary directory. Raises InvalidInput for bad specs or
     a non-loopback ``host`` without ``token``, EnvironmentProblem for a port in use.
     """
-    if not is_loopback(host) and not token:
+    if not is_loopback_host(host) and not token:
         raise InvalidInput(f"refusing to listen on non-loopback host {host}", source="--host",
                            hint="give an admin --token, or keep the default 127.0.0.1")
     _check_specs(specs)
@@ -149,7 +142,7 @@ async def start_providers(
     scheme = "https" if tls else "http"
     # Off loopback, a dialect with no scheme of its own still refuses unknown callers: each
     # such provider gets a random secret (in the 0600 ready file, used by the gateway).
-    guard = not is_loopback(host)
+    guard = not is_loopback_host(host)
     try:
         for spec in specs:
             provider = _build(spec, root, metrics, seed, stopping, guard)
@@ -210,7 +203,7 @@ def _register_webhook(provider: SimProvider, url: str | None) -> str | None:
 
 async def _start_admin(running: RunningProviders, host: str, port: int) -> web.AppRunner:
     api = AdminApi(running.providers, running.metrics, running.token,
-                   metrics_need_token=not is_loopback(host))
+                   metrics_need_token=not is_loopback_host(host))
     runner = web.AppRunner(api.app(), access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -38,8 +38,9 @@ from typing import Any
 
 from paystab.collector.series import Sample
 from paystab.exceptions import EnvironmentProblem
+from paystab.net import is_loopback_host
 from paystab.stats_math import percentile
-from paystab.watch.config import OtlpSource, is_loopback
+from paystab.watch.config import OtlpSource
 from paystab.watch.sources import SourceError
 
 MAX_BODY = 32 * 1024 * 1024
@@ -283,7 +284,7 @@ class OtlpReceiver:
     def start(self) -> None:
         host, _, port = self.config.listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
-        if not is_loopback(host) and not self.token:
+        if not is_loopback_host(host) and not self.token:
             raise EnvironmentProblem(f"source {self.name}: listening on {host} needs a token",
                                      hint="set token_env and export that variable")
         try:
