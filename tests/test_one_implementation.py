@@ -94,3 +94,38 @@ def test_no_private_loopback_copies() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
                  if p.name != "net.py" and ".is_loopback" in p.read_text()]
     assert offenders == []
+
+
+LUHN_TABLE = [
+    ("4242424242424242", True), ("4000000000000069", True), ("378282246310005", True),
+    ("6011111111111117", True), ("4222222222222", True),  # 13 digits
+    ("4242424242424241", False), ("0" * 12, False),  # 12 digits: Luhn-valid, not a PAN
+    ("0" * 13, True), ("0" * 19, True), ("0" * 20, False), ("4242 4242 4242 4242", False),
+    ("４２４２４２４２４２４２４２４２", False), ("", False),
+]
+
+
+@pytest.mark.parametrize(("number", "pan"), LUHN_TABLE)
+def test_luhn_table_and_the_redactor_agree(number: str, pan: bool) -> None:
+    from paystab.cards import luhn_valid
+    from paystab.collector.redact import redact
+
+    assert luhn_valid(number) is pan
+    if number.isascii() and number.isdigit():
+        assert (redact(f"card {number} end") != f"card {number} end") is pan
+
+
+def test_payment_api_refuses_a_twelve_digit_number() -> None:
+    """The stack used to accept 12 Luhn-valid digits its own message calls invalid."""
+    from paystab.cards import luhn_valid
+    from paystab.stack.catalog import TEST_CARDS
+
+    assert all(luhn_valid(n) for n in TEST_CARDS)
+    assert not luhn_valid("000000000000")
+
+
+def test_no_private_luhn_copies() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+                 if p.name != "cards.py" and ("def _luhn" in p.read_text()
+                                               or "def luhn" in p.read_text())]
+    assert offenders == []

@@ -17,21 +17,13 @@ import logging
 import re
 from typing import Any
 
+from paystab.cards import PAN_MAX_DIGITS, PAN_MIN_DIGITS, luhn_checksum_ok
+
 # Digit groups joined by up to three spaces/dashes; digits are never split inside a group.
 _RUN = re.compile(r"\d+(?:[ \-]{1,3}\d+)*")
 _GROUP = re.compile(r"\d+")
-MIN_DIGITS = 13
-MAX_DIGITS = 19
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+MIN_DIGITS = PAN_MIN_DIGITS
+MAX_DIGITS = PAN_MAX_DIGITS
 
 
 def _pan_spans(run: str) -> list[tuple[int, int]]:
@@ -44,7 +36,7 @@ def _pan_spans(run: str) -> list[tuple[int, int]]:
             digits += text
             if len(digits) > MAX_DIGITS:
                 break
-            if len(digits) >= MIN_DIGITS and _luhn(digits):
+            if len(digits) >= MIN_DIGITS and luhn_checksum_ok(digits):
                 if spans and start <= spans[-1][1]:
                     spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
                 else:

@@ -160,13 +160,3 @@ TEST_CARDS: dict[str, str] = {
 }
 
 
-_DIGIT = {str(d): d for d in range(10)}
-_DOUBLED = {str(d): 2 * d if d < 5 else 2 * d - 9 for d in range(10)}
-
-
-def luhn_valid(number: str) -> bool:
-    if not number.isascii() or not number.isdigit() or not 12 <= len(number) <= 19:
-        return False
-    # From the right: odd positions count as they are, even ones doubled (minus 9 past 9).
-    return (sum(map(_DIGIT.__getitem__, number[-1::-2]))
-            + sum(map(_DOUBLED.__getitem__, number[-2::-2]))) % 10 == 0

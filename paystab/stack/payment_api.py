@@ -19,8 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from paystab.cards import luhn_valid
 from paystab.collector.redact import contains_pan, redact
-from paystab.stack.catalog import COUNTRIES, CURRENCIES, METHODS, WALLET_BRANDS, card_brand, luhn_valid
+from paystab.stack.catalog import COUNTRIES, CURRENCIES, METHODS, WALLET_BRANDS, card_brand
 from paystab.stack.dialects.base import Card
 
 MAX_BODY_BYTES = 64 * 1024

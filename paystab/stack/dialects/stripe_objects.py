@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from paystab.stack.catalog import card_brand, luhn_valid
+from paystab.cards import luhn_valid
+from paystab.stack.catalog import card_brand
 from paystab.stack.dialects.base import Card, HttpReply
 from paystab.stack.dialects.routes import RouteCall, RouteError
 from paystab.stack.dialects.stripe_state import StripeState

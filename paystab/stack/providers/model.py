@@ -15,7 +15,8 @@ import math
 import random
 import time
 
-from paystab.stack.catalog import TEST_CARDS, ProviderSpec, card_brand, luhn_valid
+from paystab.cards import luhn_valid
+from paystab.stack.catalog import TEST_CARDS, ProviderSpec, card_brand
 from paystab.stack.dialects.base import ChargeRequest
 from paystab.stack.dialects.forced import forced_code
 
