@@ -98,10 +98,10 @@ class Gateway:
         self.endpoints = providers
         self.router = Router(specs, self.stats.providers, settings.routing, settings.seed)
         self.registry = make_registry(self.stats, METHODS)
-        self.loop_lag = LoopLagMonitor()  # host-wide slowness, for the detectors
-        self.registry.register(self.loop_lag.collector())
         self.guard = ConnectionGuard(self.limits)  # shared by every connection (gateway_main)
         self.registry.register(self.guard.collector())
+        self.loop_lag = LoopLagMonitor()  # host-wide slowness, for the detectors
+        self.registry.register(self.loop_lag.collector())
         self._inflight_keys: dict[str, str] = {}
         self._done: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self.session: aiohttp.ClientSession | None = None
@@ -137,7 +137,7 @@ class Gateway:
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         clients = {
             name: ProviderClient(ep, get_dialect(ep.dialect), self.session,
-                                 routing.connect_timeout_ms / 1000.0)
+                                 routing.connect_timeout_ms / 1000.0, self.loop_lag.lag_s)
             for name, ep in self.endpoints.items()
         }
         self.processor = Processor(self.router, clients, self.ledger, self.stats, routing,

@@ -61,8 +61,13 @@ class OutcomeUnknown(Exception):
 
 class ProviderClient:
     def __init__(self, endpoint: ProviderEndpoint, dialect: Dialect,
-                 session: aiohttp.ClientSession, connect_timeout_s: float) -> None:
+                 session: aiohttp.ClientSession, connect_timeout_s: float,
+                 loop_lag_s: Callable[[], float] | None = None) -> None:
         self.endpoint = endpoint
+        # The gateway's own event-loop lateness right now (LoopLagMonitor.lag_s), to tell a
+        # connect time-out the gateway caused from one the provider caused.
+        self.loop_lag_s = loop_lag_s or (lambda: 0.0)
+        self.late_connects_retried = 0
         self.dialect = dialect
         self.session = session
         self.base_url = endpoint.url.rstrip("/")
@@ -102,12 +107,17 @@ class ProviderClient:
             call = self._sign(call)
         headers = {**call.headers, **self._auth_headers} if self._auth_headers else call.headers
         try:
-            async with self.session.request(
-                call.method, self.base_url + call.path, data=call.body or None,
-                headers=headers, timeout=timeout, allow_redirects=False, ssl=self._ssl,
-            ) as response:
-                body = await response.read()
-                return response.status, response.headers.get("Content-Type", ""), body
+            try:
+                return await self._send_once(call, headers, timeout)
+            except aiohttp.ConnectionTimeoutError:
+                # A connect time-out while the gateway's own loop was late by half the limit
+                # or more says nothing about the provider: on loopback or a LAN the handshake
+                # completes in the kernel at once, and the time-out callback merely ran before
+                # the completion did. Nothing reached the provider, so one more try is safe.
+                if self.loop_lag_s() < self.connect_timeout_s / 2:
+                    raise
+                self.late_connects_retried += 1
+                return await self._send_once(call, headers, timeout)
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectFailed(f"connect timeout after {self.connect_timeout_s:.3f}s") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -118,3 +128,12 @@ class ProviderClient:
             raise OutcomeUnknown("malformed", f"answer cut off: {type(exc).__name__}") from exc
         except aiohttp.ClientError as exc:
             raise OutcomeUnknown("malformed", f"answer unusable: {type(exc).__name__}: {exc}") from exc
+
+    async def _send_once(self, call: HttpCall, headers: dict[str, str],
+                         timeout: aiohttp.ClientTimeout) -> tuple[int, str, bytes]:
+        async with self.session.request(
+            call.method, self.base_url + call.path, data=call.body or None,
+            headers=headers, timeout=timeout, allow_redirects=False, ssl=self._ssl,
+        ) as response:
+            body = await response.read()
+            return response.status, response.headers.get("Content-Type", ""), body
