@@ -56,9 +56,9 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
                token: str | None, seed: int | None, trace_jsonl: Path | None,
                tls: bool, gateway_limits: tuple[str, ...]) -> None:
     """Start the provider simulators and the gateway on loopback; stop with Ctrl-C."""
+    from paystab.cli.up_view import show_endpoints
     from paystab.stack.gateway_main import check_bind
     from paystab.stack.supervisor import RunningStack, StackOptions
-    from paystab.stack.up_view import show_endpoints
 
     check_bind(host, token, "the stack")
     _check_outputs(ready_file, trace_jsonl)
@@ -80,7 +80,7 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
     try:
         endpoints = stack.start()
         if prometheus or alertmanager:
-            from paystab.stack.up_view import start_monitoring
+            from paystab.cli.up_view import start_monitoring
 
             extras = start_monitoring(stack, alertmanager)
         if ready_file:

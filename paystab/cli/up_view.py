@@ -1,4 +1,9 @@
-"""What ``paystab up`` shows, and the optional Prometheus/Alertmanager next to the stack."""
+"""What ``paystab up`` shows, and the optional Prometheus/Alertmanager next to the stack.
+
+This is tooling started around the system under test, so it lives with the command, not
+under ``paystab/stack/``: the stack never imports the alerting, chaos, load, drill or
+detection tooling (tests/test_layering.py checks it).
+"""
 
 from __future__ import annotations
 
