@@ -22,8 +22,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.linalg import spsolve
 
 _TARGET_STATES = 1000  # <0.1 % error on h; ~1 ms a solve
 
@@ -77,6 +75,11 @@ def cusum_arl(p: float, p0: float, p1: float, h: float, states: int = _TARGET_ST
     rows.append(i[keep_hi])
     cols.append(lo[keep_hi] + 1)
     vals.append(p * w_hi[keep_hi])
+    # scipy is imported here, not at module top: only a threshold missing from the shipped
+    # table needs a solve, and its ~0.2 s import would otherwise be in every start-up.
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.linalg import spsolve
+
     transition = csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
     )
