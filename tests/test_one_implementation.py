@@ -129,3 +129,62 @@ def test_no_private_luhn_copies() -> None:
                  if p.name != "cards.py" and ("def _luhn" in p.read_text()
                                                or "def luhn" in p.read_text())]
     assert offenders == []
+
+
+@pytest.mark.parametrize(("text", "name", "op", "number", "unit", "word", "rest"), [
+    ("availability >= 0.9999", "availability", ">=", 0.9999, None, None, ""),
+    ("p(99)<500ms", "p(99)", "<", 500.0, "ms", None, ""),
+    ("p( 99.9 ) < 1.5 s", "p( 99.9 )", "<", 1.5, "s", None, ""),
+    ("failure_rate > 5% over 30s", "failure_rate", ">", 5.0, "%", None, " over 30s"),
+    ("traffic.p99_ms<.5", "traffic.p99_ms", "<", 0.5, None, None, ""),
+    ("x != -1e-3 and y", "x", "!=", -0.001, None, None, " and y"),
+    ("orphans == null", "orphans", "==", None, None, "null", ""),
+    ("rps>=5sec", "rps", ">=", 5.0, None, None, "sec"),  # 's' only as a whole unit
+])
+def test_the_shared_comparison_grammar(text: str, name: str, op: str, number: float | None,
+                                       unit: str | None, word: str | None, rest: str) -> None:
+    from paystab.comparison import match_comparison
+
+    found = match_comparison(text)
+    assert found is not None
+    assert (found.name, found.op, found.number, found.unit, found.word) == (
+        name, op, pytest.approx(number) if number is not None else None, unit, word)
+    assert text[found.end:] == rest
+
+
+@pytest.mark.parametrize("text", ["", "1 <= x", "x", "x >=", "x => 1", "__import__('os') == 0",
+                                  "x <> 1"])
+def test_the_shared_grammar_refuses(text: str) -> None:
+    from paystab.comparison import match_comparison
+
+    assert match_comparison(text) is None
+
+
+def test_the_three_users_read_the_same_number_the_same_way() -> None:
+    """5% is 0.05 in a hypothesis, a load threshold and an abort condition alike."""
+    from paystab.chaos.hypothesis import Hypothesis
+    from paystab.chaos.runbook_load import load_runbook_text
+    from paystab.loadtest.thresholds import parse_threshold
+
+    assert Hypothesis.parse("failure_rate <= 5%").comparisons[0].value == pytest.approx(0.05)
+    assert parse_threshold("failure_rate<=5%").value == pytest.approx(0.05)
+    book = load_runbook_text(RUNBOOK_WITH_ABORT)
+    assert [(a.metric, a.op, a.threshold, a.window_s) for a in book.abort_when] == [
+        ("failure_rate", ">", pytest.approx(0.05), 10.0)]
+
+
+RUNBOOK_WITH_ABORT = """\
+name: abort-grammar
+description: the abort grammar
+load: {rate: 20/s, duration: 60s}
+abort_when:
+  - failure_rate > 5% over 10s
+"""
+
+
+def test_no_private_comparison_grammar() -> None:
+    """Only paystab/comparison.py spells the operator alternation or the operator table."""
+    offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+                 if p.name != "comparison.py" and ("<=|>=" in p.read_text()
+                                                   or "operator.le" in p.read_text())]
+    assert offenders == []

@@ -16,11 +16,13 @@ or a failure.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from paystab.comparison import Comparison as ParsedComparison
+from paystab.comparison import holds, match_comparison
 
 Report = Mapping[str, Any]
 
@@ -96,14 +98,8 @@ ALIASES = {f"traffic.{k}": k for k in ("availability", "requests", "approved", "
 ALIASES.update({f"reconciliation.{k}": k for k in ("double_charges", "lost_payments",
                                                    "orphans", "voided_late_successes")})
 
-OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
-    "<": operator.lt, ">": operator.gt,
-}
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>-?\d+(?:\.\d+)?(?:[eE]-?\d+)?%?)|(?P<op><=|>=|==|!=|<|>)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<bad>\S))"
-)
+_AND = re.compile(r"\s+and\b")  # between comparisons of the shared grammar
+_SHAPE = "VARIABLE OP VALUE, e.g. availability >= 0.9999"
 
 
 class HypothesisError(ValueError):
@@ -121,11 +117,10 @@ class Comparison:
 
     def holds(self, observed: Any) -> bool:
         if self.value is None or isinstance(self.value, bool):
-            return bool(OPERATORS[self.op](observed, self.value)) if self.op in ("==", "!=") \
-                else False
+            return holds(self.op, observed, self.value) if self.op in ("==", "!=") else False
         if observed is None or isinstance(observed, bool):
             return self.op == "!="
-        return bool(OPERATORS[self.op](float(observed), self.value))
+        return holds(self.op, float(observed), self.value)
 
 
 @dataclass(frozen=True)
@@ -152,18 +147,23 @@ class Hypothesis:
     @classmethod
     def parse(cls, text: str, line: int | None = None) -> Hypothesis:
         """Parse ``text``; raises :class:`HypothesisError` naming what was expected."""
-        tokens = _tokenize(text)
+        if not text.strip():
+            raise HypothesisError("empty hypothesis", "VARIABLE OP NUMBER")
         comparisons = []
-        index = 0
+        position = 0
         while True:
-            comparisons.append(_comparison(tokens, index, text))
-            index += 3
-            if index == len(tokens):
+            found = match_comparison(text, position)
+            if found is None:
+                raise HypothesisError(f"cannot read {text!r}", _SHAPE)
+            comparisons.append(_comparison(found))
+            rest = text[found.end:]
+            if not rest.strip():
                 break
-            if tokens[index] != ("name", "and"):
-                raise HypothesisError(f"unexpected {tokens[index][1]!r} in {text!r}",
+            joiner = _AND.match(text, found.end)
+            if joiner is None:
+                raise HypothesisError(f"unexpected {rest.split()[0]!r} in {text!r}",
                                       "'and' between comparisons")
-            index += 1
+            position = joiner.end()
         return cls(expr=" ".join(text.split()), comparisons=tuple(comparisons), line=line)
 
     def evaluate(self, report: Report) -> HypothesisResult:
@@ -178,39 +178,22 @@ class Hypothesis:
         return HypothesisResult(self.expr, shown, ok)
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens = []
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup or "bad"
-        if kind == "bad":
-            raise HypothesisError(f"unexpected {match.group(kind)!r} in {text!r}",
-                                  "VARIABLE OP NUMBER, e.g. availability >= 0.9999")
-        tokens.append((kind, match.group(kind)))
-    if not tokens:
-        raise HypothesisError("empty hypothesis", "VARIABLE OP NUMBER")
-    return tokens
-
-
-def _comparison(tokens: list[tuple[str, str]], index: int, text: str) -> Comparison:
-    part = tokens[index:index + 3]
-    shape = "VARIABLE OP VALUE, e.g. availability >= 0.9999"
-    if len(part) < 3 or part[0][0] != "name" or part[1][0] != "op":
-        raise HypothesisError(f"cannot read {text!r}", shape)
-    name = ALIASES.get(part[0][1], part[0][1])
+def _comparison(found: ParsedComparison) -> Comparison:
+    name = ALIASES.get(found.name, found.name)
     if name not in VARIABLES:
         from paystab.suggest import did_you_mean
 
-        meant = did_you_mean(part[0][1], [*VARIABLES, *ALIASES])
-        raise HypothesisError(f"unknown report variable '{part[0][1]}'{meant}",
+        meant = did_you_mean(found.name, [*VARIABLES, *ALIASES])
+        raise HypothesisError(f"unknown report variable '{found.name}'{meant}",
                               "one of " + ", ".join(sorted(VARIABLES)))
-    kind, raw = part[2]
     value: float | bool | None
-    if kind == "num":
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    elif kind == "name" and raw in ("true", "false", "null"):
-        value = None if raw == "null" else raw == "true"
-        if part[1][1] not in ("==", "!="):
-            raise HypothesisError(f"'{part[1][1]} {raw}' compares nothing", "== or != with it")
+    if found.number is not None and found.unit in (None, "%"):
+        value = found.ratio()
+    elif found.word in ("true", "false", "null"):
+        value = None if found.word == "null" else found.word == "true"
+        if found.op not in ("==", "!="):
+            raise HypothesisError(f"'{found.op} {found.word}' compares nothing", "== or != with it")
     else:
+        raw = found.word or f"{found.number_text}{found.unit}"
         raise HypothesisError(f"'{raw}' is not a value", "a number, true, false or null")
-    return Comparison(name, part[1][1], value)
+    return Comparison(name, found.op, value)

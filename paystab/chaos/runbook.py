@@ -12,8 +12,7 @@ touch (:class:`~paystab.chaos.allow.AllowList`). Everything here is validated by
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from paystab.chaos.allow import AllowList
 from paystab.chaos.base import FaultContext, FaultSpec, ProcessRef, ProviderAddress
 from paystab.chaos.hypothesis import Hypothesis
+from paystab.comparison import holds
 from paystab.stack.endpoints import StackEndpoints
 
 # Measured over a sliding window of the drill's own traffic (steady-state probes, aborts).
@@ -31,9 +31,6 @@ WINDOW_METRICS: dict[str, str] = {
     "p95_ms": "95th percentile latency in the window",
     "p99_ms": "99th percentile latency in the window",
     "rps": "completed requests per second in the window",
-}
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 
 
@@ -159,7 +156,7 @@ class AbortCondition:
     line: int | None = None
 
     def triggered(self, value: float | None) -> bool:
-        return value is not None and _COMPARE[self.op](value, self.threshold)
+        return value is not None and holds(self.op, value, self.threshold)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from paystab.chaos.runbook_model import (
     SteadyStateModel,
     TargetModel,
 )
+from paystab.comparison import ORDERING, match_comparison
 from paystab.config.problems import Problems, did_you_mean
 from paystab.config.yaml12 import Loc, load_file_with_lines, load_with_lines, loc_text
 from paystab.exceptions import InvalidInput
@@ -49,8 +50,7 @@ from paystab.units import parse_duration_s
 
 TOP_KEYS = tuple(RunbookModel.model_fields)
 M = TypeVar("M", bound=BaseModel)
-_ABORT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?%?)\s*"
-                    r"(?:over\s+(\S+))?\s*$")
+_ABORT_TAIL = re.compile(r"\s*(?:over\s+(\S+))?\s*")  # after METRIC OP NUMBER[%]
 # Without a stated minimum, a runbook can be shortened to this: under ~20 s the detectors'
 # warm-up and the 5-s sustained-recovery window leave too little to judge.
 MIN_DURATION_DEFAULT_S = 20.0
@@ -332,12 +332,14 @@ class _Checker:
         text, window_s = (item, 30.0) if isinstance(item, str) else (item.when, item.window)
         if not isinstance(item, str):
             where = (*where, "when")
-        match = _ABORT.match(text)
-        if not match:
+        found = match_comparison(text)
+        tail = _ABORT_TAIL.fullmatch(text, found.end) if found is not None else None
+        if (found is None or tail is None or found.op not in ORDERING or found.number is None
+                or found.unit not in (None, "%")):
             self.problems.add(where, f"cannot read {text!r}", "METRIC OP NUMBER [over DURATION],"
                               " e.g. availability < 0.9 over 30s")
             return None
-        metric, op, raw, over = match.groups()
+        metric, op, over = found.name, found.op, tail[1]
         if metric not in WINDOW_METRICS:
             self.problems.add(where, f"unknown metric '{metric}'"
                               f"{did_you_mean(metric, WINDOW_METRICS)}",
@@ -352,7 +354,7 @@ class _Checker:
             if window_s < 1.0:
                 self.problems.add(where, f"{window_s:g}s is too small", ">= 1s")
                 return None
-        threshold = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+        threshold = found.ratio()
         return AbortCondition(" ".join(text.split()), metric, op, threshold, window_s,
                               self.line("abort_when", index))
 

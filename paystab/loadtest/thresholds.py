@@ -1,34 +1,32 @@
 """k6-style pass/fail criteria: ``failure_rate<0.005``, ``p(99)<500``, ``availability>=0.9999``.
 
-An expression is ``METRIC OP NUMBER[UNIT]`` read by a small regular grammar (never
-``eval``). Latency metrics are in milliseconds (``300ms``, ``0.3s`` also accepted); ratios
-accept ``%`` (``failure_rate<0.5%``). Every threshold is checked over the whole run **and**
-over each window, so a ten-second burst of failures inside a long run is not averaged
-away: the result names the windows that breached. A span with no requests passes a window
-check (nothing happened) but fails the whole-run check (the run measured nothing).
+An expression is ``METRIC OP NUMBER[UNIT]`` read by the shared grammar of
+:mod:`paystab.comparison` (never ``eval``). Latency metrics are in milliseconds (``300ms``,
+``0.3s`` also accepted); ratios accept ``%`` (``failure_rate<0.5%``). Every threshold is
+checked over the whole run **and** over each window, so a ten-second burst of failures
+inside a long run is not averaged away: the result names the windows that breached. A span
+with no requests passes a window check (nothing happened) but fails the whole-run check
+(the run measured nothing).
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from paystab.comparison import holds, match_comparison
 from paystab.exceptions import InvalidInput
 from paystab.loadtest.stats import Summary, Window
 
 _RATIOS = ("failure_rate", "availability", "dropped_rate", "decline_rate")
 _LATENCY_NAMES = {"avg": "avg_ms", "med": "p50_ms", "min": "min_ms", "max": "max_ms"}
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt,
-}
-_GRAMMAR = re.compile(
-    r"^\s*(?P<metric>[a-z_]+|p\(\s*(?P<pct>\d+(?:\.\d+)?)\s*\)|p(?P<short>\d{1,2}(?:\.\d+)?))"
-    r"\s*(?P<op><=|>=|==|<|>)\s*(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>ms|s|%)?\s*$"
-)
+_OPS = ("<=", ">=", "==", "<", ">")
+# The NAME of the shared grammar (paystab/comparison.py) as a load metric.
+_METRIC = re.compile(r"(?P<metric>[a-z_]+)|p\(\s*(?P<pct>\d+(?:\.\d+)?)\s*\)"
+                     r"|p(?P<short>\d{1,2}(?:\.\d+)?)")
 ALLOWED = (
     "METRIC OP NUMBER, where METRIC is one of failure_rate, availability, dropped_rate, "
     "decline_rate (ratios 0..1, or with %), rps (requests/s), p(N) for 0<N<=100, p50, p95, "
@@ -57,19 +55,20 @@ class Threshold:
         return float(getattr(summary, self.stat))
 
     def holds(self, observed: float) -> bool:
-        return not math.isnan(observed) and _OPS[self.op](observed, self.value)
+        return not math.isnan(observed) and holds(self.op, observed, self.value)
 
 
 def parse_threshold(text: str) -> Threshold:
     """Read one expression; anything else → InvalidInput listing what is allowed (exit 2)."""
-    match = _GRAMMAR.match(text)
-    if not match:
+    found = match_comparison(text)
+    named = _METRIC.fullmatch(found.name) if found is not None else None
+    if (found is None or named is None or found.op not in _OPS or found.number is None
+            or text[found.end:].strip()):
         raise InvalidInput(f"cannot read threshold {text!r}", source="--threshold",
                            expected=ALLOWED)
-    metric, op, unit = match["metric"], match["op"], match["unit"]
-    value = float(match["num"])
-    pct_text = match["pct"] or match["short"]
-    normal = f"{metric}{op}{match['num']}{unit or ''}"
+    metric, op, unit, value = named["metric"], found.op, found.unit, found.number
+    pct_text = named["pct"] or named["short"]
+    normal = f"{found.name}{op}{found.number_text}{unit or ''}"
     if pct_text is not None:
         pct = float(pct_text)
         if not 0 < pct <= 100:
