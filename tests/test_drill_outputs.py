@@ -113,3 +113,16 @@ def test_a_report_with_a_malformed_extra_section_is_invalid_input_not_a_crash(tm
     with pytest.raises(InvalidInput) as caught:
         load_report(path)
     assert str(path) in caught.value.render() and "extra section" in caught.value.render()
+
+
+def test_piped_summary_is_one_fact_per_line() -> None:
+    from paystab.report.terminal import plain_summary
+
+    report = copy.deepcopy(demo_variants()["fail"])
+    text = plain_summary(report)
+    lines = text.splitlines()
+    assert lines[0].startswith("verdict: ") and all(len(line) < 400 for line in lines)
+    assert sum(line.startswith("hypothesis ") for line in lines) == len(report.hypotheses)
+    assert any(line.startswith("false failovers: ") for line in lines)
+    assert any(line.startswith("reconciliation double_charges: ") for line in lines)
+    assert "┃" not in text and "│" not in text  # no table borders

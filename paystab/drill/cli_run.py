@@ -117,7 +117,7 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
                live: bool, ready_file: str | None = None, watch_config: Path | None = None) -> int:
     patch_with_gevent()  # before the console's locks and any thread exist
     from paystab.drill.runner import Drill, DrillOptions, exit_for
-    from paystab.report.terminal import summary
+    from paystab.report.terminal import plain_summary, summary
 
     console = Console(stderr=True)
     worst = 0
@@ -143,7 +143,10 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
         with signals_held() as interrupted:
             paths = write_reports(report, out, junit, done)
         done.append(report)
-        Console(file=sys.stdout).print(summary(report))
+        if sys.stdout.isatty():
+            Console(file=sys.stdout).print(summary(report))
+        else:  # a pipe or a CI log: one fact per line, nothing cut at 80 columns
+            sys.stdout.write(plain_summary(report))
         console.print("reports: " + ", ".join(str(p) for p in paths))
         if interrupted:
             from paystab.exceptions import Aborted

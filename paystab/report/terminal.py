@@ -166,6 +166,37 @@ def summary(report: Report) -> RenderableType:
     return Group(*[Group(p, Text("")) for p in parts])
 
 
+def plain_summary(report: Report) -> str:
+    """The summary as plain lines for logs and pipes: one fact per line, ``key: value``, no
+    table to be cut at 80 columns, so ``grep``/``awk`` in a CI job can read it."""
+    traffic = report.traffic
+    lines = [f"verdict: {fmt.verdict_line(report)}",
+             f"runbook: {report.runbook} (seed {report.seed}, {fmt.secs(report.duration_s)})"]
+    for h in report.hypotheses:
+        lines.append(f"hypothesis {fmt.status(h)}: {fmt.hypothesis_text(h)} "
+                     f"(observed {fmt.observed(h.observed)})")
+    lines.append(f"false failovers: {fmt.false_failover_line(report)}")
+    for e in report.false_failovers.events:
+        lines.append(f"false failover: {e.at_s:g} s {e.action} {e.provider} by {e.detector}: {e.reason}")
+    lines += [
+        f"requests: {traffic.requests:,} (approved {traffic.approved:,}, declined {traffic.declined:,}, "
+        f"pending {traffic.pending:,}, failed {traffic.failed:,}, dropped arrivals {traffic.dropped_arrivals:,})",
+        f"availability: {fmt.pct(traffic.availability)}",
+        f"latency: p50 {fmt.ms(traffic.p50_ms)}, p95 {fmt.ms(traffic.p95_ms)}, p99 {fmt.ms(traffic.p99_ms)}",
+        f"mttr: {fmt.secs(report.mttr_s)}",
+    ]
+    for i in report.incidents:
+        lines.append(f"incident {fmt.fault_name(i.fault_id)}: provider {i.provider or '-'}, "
+                     f"ttd {fmt.secs(i.ttd_s)}, ttm {fmt.secs(i.ttm_s)}, ttr {fmt.secs(i.ttr_s)}, "
+                     f"impacted {i.impact_requests:,}")
+    recon = report.reconciliation
+    for field, meaning in fmt.INVARIANTS:
+        value = getattr(recon, field)
+        lines.append(f"reconciliation {field}: {'not measured' if value is None else value} ({meaning})")
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
 @register
 class TerminalRenderer(Renderer):
     name = "text"
