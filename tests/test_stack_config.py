@@ -77,3 +77,17 @@ def test_an_empty_config_is_the_catalog_defaults(tmp_path: Path) -> None:
     from paystab.stack.catalog import StackSettings
 
     assert load_stack_config(write(tmp_path, "{}\n")) == StackSettings()
+
+
+def test_the_documented_config_example_loads(tmp_path: Path) -> None:
+    from paystab.stack.config import load_stack_config
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "providers.md").read_text()
+    example = docs.split("### The `--config` file", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "stack.yaml"
+    path.write_text(example)
+    settings = load_stack_config(path)
+    names = [p.name for p in settings.providers]
+    assert "card-new" in names and "card-charlie" not in names
+    new = next(p for p in settings.providers if p.name == "card-new")
+    assert "NO" in new.countries  # YAML 1.2: Norway, not false
