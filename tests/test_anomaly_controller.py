@@ -165,3 +165,48 @@ def test_sampler_controller_and_webhook_run_under_gevent(gateway: StackGateway) 
     assert int(polls) >= 4 and int(providers) >= 8 and action == "drain"
     assert errors.strip() == "[]"
     assert gateway.state("card-alpha") == "drained"
+
+
+def test_failures_on_probation_drain_at_once_not_after_a_long_wait(gateway: StackGateway) -> None:
+    """A provider restored half-open while still broken gets a trickle of traffic: its
+    failures end the probation at once, inside its fault, instead of after 3 x probation_s
+    on stale evidence (when the fault may long have cleared)."""
+    events: list[FailoverEvent] = []
+    ctl = _controller(gateway, events)
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        _round(ctl, t, {})
+    for _ in range(5):
+        t += 1
+        _round(ctl, t, {"card-alpha": 40})
+    assert _actions(events, "card-alpha") == ["drain"]
+    while _actions(events, "card-alpha") != ["drain", "restore"]:  # cool-down, then half-open
+        t += 1
+        ctl.on_samples([Sample(t, "card-bravo", attempts=100, interval_s=1.0)])
+    restored_at = t
+    t += 1  # a trickle: 3 attempts, 2 of them fail
+    ctl.on_samples([Sample(t, "card-alpha", attempts=3, failures=2, interval_s=1.0),
+                    Sample(t, "card-bravo", attempts=100, interval_s=1.0)])
+    drains = [e for e in events if e.provider == "card-alpha" and e.action == "drain"]
+    assert len(drains) == 2 and drains[1].time - restored_at < CONFIG.probation_s
+    assert "on probation" in drains[1].reason
+
+
+def test_one_failure_on_probation_is_not_enough(gateway: StackGateway) -> None:
+    events: list[FailoverEvent] = []
+    ctl = _controller(gateway, events)
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        _round(ctl, t, {})
+    for _ in range(5):
+        t += 1
+        _round(ctl, t, {"card-alpha": 40})
+    while _actions(events, "card-alpha") != ["drain", "restore"]:
+        t += 1
+        ctl.on_samples([Sample(t, "card-bravo", attempts=100, interval_s=1.0)])
+    t += 1
+    ctl.on_samples([Sample(t, "card-alpha", attempts=100, failures=1, interval_s=1.0),
+                    Sample(t, "card-bravo", attempts=100, interval_s=1.0)])
+    assert _actions(events, "card-alpha") == ["drain", "restore"]

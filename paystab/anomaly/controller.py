@@ -10,10 +10,12 @@ Per provider it walks ``active -> drained -> probing -> active``:
   it restores the provider **half-open**: traffic flows again while the controller watches
   its series for ``probation_s``; the detectors' evidence is reset first;
 * the probe **passes** (``probe_ok``) with at least ``min_probe_attempts`` attempts and a
-  failure ratio at most ``max_probe_failure_ratio`` and no detection; otherwise the provider
-  is drained again and the cool-down **doubles** (up to ``max_cooldown_s``). The cool-down
-  returns to its base only after ``stable_s`` of confirmed health. That is the hysteresis:
-  a flapping provider is tried less and less often, never toggled at sample rate.
+  failure ratio at most ``max_probe_failure_ratio`` and no detection; it **fails at once**
+  when ``PROBE_FAST_FAILURES`` failures already exceed that ratio of ``min_probe_attempts``
+  (half-open, like a breaker); otherwise the provider is drained again and the cool-down
+  **doubles** (up to ``max_cooldown_s``). The cool-down returns to its base only after
+  ``stable_s`` of confirmed health. That is the hysteresis: a flapping provider is tried
+  less and less often, never toggled at sample rate.
 
 **Host-wide slowness is not a provider's fault.** Before draining, the controller asks
 whether the host explains the detection, and if so it **holds** (keeps the provider, records
@@ -60,6 +62,10 @@ from paystab.collector import names
 from paystab.collector.sampler import SeriesSource, run_sampler
 from paystab.collector.series import Sample
 from paystab.exceptions import EnvironmentProblem
+
+# Failures on probation that end it at once (when above the allowed ratio): two, not one, so
+# a single unlucky failure of a healthy provider (baseline ~0.5 %) does not re-drain it.
+PROBE_FAST_FAILURES = 2
 
 
 @dataclass(frozen=True)
@@ -350,9 +356,17 @@ class FailoverController:
     def _judge_probe(self, provider: str, track: _Track, now: float) -> None:
         cfg = self.config
         elapsed = now - track.since
+        n, f = track.probe_attempts, track.probe_failures
+        if f >= PROBE_FAST_FAILURES and f > cfg.max_probe_failure_ratio * max(n, cfg.min_probe_attempts):
+            # Half-open, as a circuit breaker is: failures on probation end it at once. Waiting
+            # for min_probe_attempts while the gateway's own routing sends a recovering provider
+            # a trickle (6 attempts in 30 s were seen) judged it long after its fault had
+            # cleared, on evidence from the fault, and drained a provider healthy by then.
+            self._drain(provider, "controller", f"{f} failures in {n} attempts on probation",
+                        now, False)
+            return
         if elapsed < cfg.probation_s:
             return
-        n, f = track.probe_attempts, track.probe_failures
         enough = n >= cfg.min_probe_attempts
         if not enough and elapsed < 3 * cfg.probation_s:
             return
