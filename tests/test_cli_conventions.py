@@ -180,7 +180,7 @@ def test_every_name_has_did_you_mean(tmp_path: Path) -> None:
     config.write_text("providers:\n  card-alfa:\n    fee_bps: 10\n")
     with pytest.raises(InvalidInput, match=r"did you mean 'card-alpha'") as info:
         load_stack_config(config)
-    assert info.value.line == 3
+    assert info.value.line == 2  # the line that names the unknown provider
 
 
 # -- help ----------------------------------------------------------------------------------------
