@@ -169,3 +169,32 @@ def test_options_are_validated_by_name() -> None:
         base.create("failure_rate", {"baseline_prior": 2.0})
     with pytest.raises(InvalidInput, match="unknown detector"):
         base.create("nope")
+
+
+def test_failures_while_the_gateways_breaker_holds_traffic_back_are_not_a_cluster() -> None:
+    """The gateway's breaker cut a 50 % error burst to one probe every few seconds, each
+    failing: that run of failures is every attempt failing and is flagged at the first
+    probe; the same run in a stream the breaker does not restrict counts as a cluster and
+    needs three more failures."""
+    from paystab.anomaly.failure_rate import FailureRateConfig, FailureRateDetector
+    from paystab.collector.series import Sample
+
+    def first_flag(breaker_open: bool) -> int | None:
+        detector = FailureRateDetector(FailureRateConfig())
+        t = 0.0
+        for _ in range(60):  # a healthy minute at 50 attempts/s
+            t += 1
+            detector.update(Sample(t, "psp", attempts=50, failures=0, interval_s=1.0))
+        t += 1
+        assert detector.update(Sample(t, "psp", attempts=15, failures=4, interval_s=1.0,
+                                      breaker_open=breaker_open)) is None
+        for probe in range(8):  # then one probe every 2 s, each failing
+            t += 2
+            if detector.update(Sample(t, "psp", attempts=1, failures=1, interval_s=2.0,
+                                      breaker_open=breaker_open)) is not None:
+                return probe
+        return None
+
+    assert first_flag(breaker_open=True) == 0
+    late = first_flag(breaker_open=False)
+    assert late is not None and late >= 3

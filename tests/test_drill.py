@@ -65,7 +65,11 @@ def test_every_bundled_runbook_passes_against_the_reference_stack(tmp_path: Path
 
         require("iptables", shutil.which("iptables") is not None and os.geteuid() == 0,
                 "apt-get install iptables; run as root")
-    done, out = drill(tmp_path, name, "--duration", "20")
+    from paystab.chaos.bundled import find_runbook
+    from paystab.chaos.runbook import load_runbook
+
+    shortest = max(20.0, load_runbook(find_runbook(name)).load.min_duration_s)
+    done, out = drill(tmp_path, name, "--duration", f"{shortest:g}")
     report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
     failed = [h for h in report.get("hypotheses", []) if not h["ok"]]
     assert done.returncode == 0, (failed, done.stdout[-2500:], done.stderr[-2500:])

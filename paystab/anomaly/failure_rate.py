@@ -147,6 +147,7 @@ class CusumBank:
         "block_end",
         "cfg",
         "cluster",
+        "discount_clusters",
         "f_acc",
         "f_fast",
         "f_learned",
@@ -183,6 +184,7 @@ class CusumBank:
         self.block_end = -math.inf  # the first attempt opens the first block
         self.cluster = cfg.cluster_failures
         self.fail_run = 0  # consecutive failures up to the last attempt seen
+        self.discount_clusters = True  # False while the gateway's breaker limits traffic
         self._exact = False
         self.p0 = max(cfg.baseline_floor, cfg.baseline_prior)
         self._p0_q = 0.0
@@ -239,7 +241,7 @@ class CusumBank:
         armed = self.n_total + self.n_acc >= self.cfg.warmup_attempts
         consecutive = self.fail_run + failures if run == 0 else failures
         self.fail_run = 0 if successes else consecutive
-        discount = min(consecutive, self.cluster) - 1
+        discount = min(consecutive, self.cluster) - 1 if self.discount_clusters else 0
         best = 1.0
         alarm = -1
         for i in range(self.k):
@@ -399,6 +401,12 @@ class FailureRateDetector:
 
     def update(self, sample: Sample) -> Detection | None:
         bank = self.bank(sample.provider)
+        # While the gateway's breaker holds a provider's traffic back, its few attempts are
+        # the breaker's probes: a run of them failing is every attempt failing, not an
+        # isolated cluster in a stream of successes, so it gets no cluster discount. (With
+        # the discount, a 50 % error burst whose traffic the breaker cut to one probe every
+        # few seconds was never flagged in a 10-s fault.)
+        bank.discount_clusters = not sample.breaker_open
         if bank.observe_counts(sample.attempts, sample.failures, sample.time) < 0:
             return None
         return self._detection(sample.provider, bank, sample.time)

@@ -59,6 +59,7 @@ class ProviderCounters:
     inflight: float = 0.0
     oldest_inflight_age_s: float = 0.0
     loop_lag_s: float = 0.0  # the gateway's, the same for every provider
+    breaker_state: float = 0.0  # 0 closed, 1 half-open, 2 open
 
 
 def counters_from_families(families: Iterable[Metric]) -> dict[str, ProviderCounters]:
@@ -86,6 +87,8 @@ def counters_from_families(families: Iterable[Metric]) -> dict[str, ProviderCoun
                 c.buckets[le] = c.buckets.get(le, 0.0) + value
             elif name == names.PROVIDER_INFLIGHT:
                 out.setdefault(provider, ProviderCounters()).inflight = value
+            elif name == names.PROVIDER_BREAKER_STATE:
+                out.setdefault(provider, ProviderCounters()).breaker_state = value
             elif name == names.PROVIDER_OLDEST_INFLIGHT_AGE:
                 out.setdefault(provider, ProviderCounters()).oldest_inflight_age_s = value
     for counters in out.values():
@@ -163,6 +166,7 @@ class CounterSource:
                     oldest_inflight_age_s=c.oldest_inflight_age_s,
                     interval_s=interval,
                     loop_lag_s=c.loop_lag_s,
+                    breaker_open=c.breaker_state > 0,
                 )
             )
         self._before = current

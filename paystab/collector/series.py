@@ -41,6 +41,9 @@ class Sample:
     oldest_inflight_age_s: float = 0.0  # gauge at `time`; 0 when nothing is in flight
     interval_s: float = 0.0  # length of the interval (0 when unknown)
     loop_lag_s: float = 0.0  # the gateway's event-loop lag at `time` (host-wide)
+    # The gateway's breaker for this provider at `time` was not closed (open or half-open):
+    # the gateway itself is holding its traffic back, so few attempts reach it.
+    breaker_open: bool = False
     peers: int = 0  # other providers carrying traffic in the same round
     peer_oldest_inflight_age_s: float | None = None  # their median oldest in-flight age
     peer_p50_ms: float | None = None  # their median p50 (those that completed attempts)
