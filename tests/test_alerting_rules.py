@@ -92,6 +92,7 @@ def test_promtool_check_rules_on_committed_files() -> None:
     assert "SUCCESS: 19 rules found" in result.stdout  # 10 recording rules, 9 alerts
 
 
+@pytest.mark.slow
 @pytest.mark.prometheus
 def test_promtool_unit_tests_pass_on_committed_files() -> None:
     result = _promtool_test(PROM_DIR)
@@ -135,6 +136,7 @@ def test_promtool_tests_catch_broken_rules(tmp_path: Path, before: str, after: s
     assert "FAILED" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.prometheus
 @pytest.mark.parametrize("config", [
     AlertingConfig.fast(),

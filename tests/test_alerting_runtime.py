@@ -89,6 +89,7 @@ def test_scrape_targets_accept_urls_jobs_and_bare_addresses() -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.prometheus
 @pytest.mark.alertmanager
 def test_alert_flows_from_prometheus_through_alertmanager_to_a_webhook(

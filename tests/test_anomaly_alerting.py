@@ -40,6 +40,7 @@ groups:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.prometheus
 @pytest.mark.alertmanager
 def test_alert_drains_then_resolve_restores(tmp_path: Path, gateway: StackGateway) -> None:

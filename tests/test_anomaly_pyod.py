@@ -11,6 +11,7 @@ from paystab.collector.series import Sample
 from paystab.exceptions import InvalidInput
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", MODELS)
 def test_level_shift_in_a_generic_series(kind: str) -> None:
     rng = np.random.default_rng(0)

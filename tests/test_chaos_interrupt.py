@@ -191,6 +191,7 @@ def _run_and_interrupt(targets: Targets, rng: random.Random, signum: int) -> tup
     return proc.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("targets")
 def test_thirty_interrupted_drills_leave_nothing(targets: Targets) -> None:
     rng = random.Random(20240611)

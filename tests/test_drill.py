@@ -39,6 +39,7 @@ def test_all_eight_runbooks_are_bundled() -> None:
                             "cascading-slowdown"}
 
 
+@pytest.mark.slow
 def test_the_default_drill_passes_with_its_targets(tmp_path: Path) -> None:
     done, out = drill(tmp_path, "--duration", "20", "--junit", str(tmp_path / "junit.xml"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -56,6 +57,7 @@ def test_the_default_drill_passes_with_its_targets(tmp_path: Path) -> None:
     assert int(suite.get("failures", suite.find("testsuite").get("failures"))) == 0  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in BUNDLED if n != "provider-timeout"])
 def test_every_bundled_runbook_passes_against_the_reference_stack(tmp_path: Path, name: str) -> None:
     if name == "provider-partition":
@@ -76,6 +78,7 @@ def test_every_bundled_runbook_passes_against_the_reference_stack(tmp_path: Path
     assert report["verdict"] == "pass"
 
 
+@pytest.mark.slow
 def test_hypotheses_that_cannot_hold_exit_1_and_show_in_junit(tmp_path: Path) -> None:
     runbook = tmp_path / "impossible.yaml"
     runbook.write_text("""
@@ -106,6 +109,7 @@ hypotheses:
     assert any("p99_ms" in (tc.get("name") or "") for tc in failures)
 
 
+@pytest.mark.slow
 def test_sigint_mid_drill_exits_3_with_a_partial_report_and_no_fault_left(tmp_path: Path) -> None:
     out = tmp_path / "out"
     state = tmp_path / "state"
@@ -145,6 +149,7 @@ def test_a_bad_runbook_exits_2_naming_file_line_and_field(tmp_path: Path) -> Non
     assert not (out / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_a_taken_port_exits_4(tmp_path: Path) -> None:
     import socket
 

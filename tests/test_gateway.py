@@ -59,6 +59,7 @@ def wait_resolved(endpoints: StackEndpoints, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"{remaining} attempts still unresolved after {timeout_s}s")
 
 
+@pytest.mark.slow
 def test_two_thousand_payments_across_methods_all_answered_with_the_expected_mix(
         reference_stack: StackEndpoints) -> None:
     answers = run_payments(reference_stack.gateway_url, 2000, seed=11)
@@ -158,6 +159,7 @@ def _get_text(url: str, accept: str | None = None) -> tuple[str, str]:
     return asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_a_hung_card_provider_costs_no_payment_and_reconciles_clean(fresh_stack: RunningStack) -> None:
     endpoints = fresh_stack.endpoints
     victim = preferred_card_provider()
@@ -172,6 +174,7 @@ def test_a_hung_card_provider_costs_no_payment_and_reconciles_clean(fresh_stack:
     assert (result.double_charges, result.lost_payments, result.orphans) == (0, 0, 0), result.findings[:5]
 
 
+@pytest.mark.slow
 def test_garbage_answers_count_against_the_provider_and_are_retried_elsewhere(fresh_stack: RunningStack) -> None:
     endpoints = fresh_stack.endpoints
     victim = preferred_card_provider()
@@ -188,6 +191,7 @@ def test_garbage_answers_count_against_the_provider_and_are_retried_elsewhere(fr
     assert reconcile_stack(endpoints).clean
 
 
+@pytest.mark.slow
 def test_drain_and_restore_move_traffic(fresh_stack: RunningStack) -> None:
     endpoints = fresh_stack.endpoints
     victim = preferred_card_provider()
@@ -203,6 +207,7 @@ def test_drain_and_restore_move_traffic(fresh_stack: RunningStack) -> None:
     assert f'paystab_failovers_total{{action="drain",provider="{victim}"}} 1.0' in text
 
 
+@pytest.mark.slow
 def test_spans_for_two_thousand_test_card_payments_hold_no_card_number(tmp_path: Path) -> None:
     config = tmp_path / "stack.yaml"
     config.write_text("trace_sample_ratio: 1.0\n")
@@ -225,6 +230,7 @@ def test_spans_for_two_thousand_test_card_payments_hold_no_card_number(tmp_path:
         assert pan not in text
 
 
+@pytest.mark.slow
 def test_gateway_killed_mid_traffic_is_restarted_and_loses_nothing(fresh_stack: RunningStack) -> None:
     import os
     import random

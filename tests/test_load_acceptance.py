@@ -60,6 +60,7 @@ def by_method_outcome(csv_path: Path) -> Counter[tuple[str, str]]:
     return Counter((line.split(",")[1], line.split(",")[3]) for line in lines)
 
 
+@pytest.mark.slow
 def test_steady_200_rps_holds_its_threshold(reference_stack: StackEndpoints,
                                             tmp_path: Path) -> None:
     out = tmp_path / "out.json"
@@ -89,6 +90,7 @@ def test_done_when_steady_200_for_30_s(reference_stack: StackEndpoints, tmp_path
     assert {"summary", "windows", "thresholds", "generator"} <= set(data)
 
 
+@pytest.mark.slow
 def test_impossible_threshold_exits_1_and_names_it(reference_stack: StackEndpoints,
                                                    tmp_path: Path) -> None:
     out = tmp_path / "out.json"
@@ -102,6 +104,7 @@ def test_impossible_threshold_exits_1_and_names_it(reference_stack: StackEndpoin
     assert data["passed"] is False and data["summary"]["requests"] == 150
 
 
+@pytest.mark.slow
 def test_two_processes_add_up_to_what_the_gateway_saw(reference_stack: StackEndpoints,
                                                       tmp_path: Path) -> None:
     out, csv_path = tmp_path / "out.json", tmp_path / "out.csv"

@@ -201,6 +201,7 @@ print(json.dumps({{"requests": s.requests, "failed": s.failed, "attempts": s.att
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["chunked", "close-after-answer"])
 def test_every_checkout_is_answered_once_through_chunks_and_dropped_keep_alives(mode: str) -> None:
     with RawServer(mode) as server:
@@ -213,6 +214,7 @@ def test_every_checkout_is_answered_once_through_chunks_and_dropped_keep_alives(
         assert server.connections >= 90
 
 
+@pytest.mark.slow
 def test_garbage_is_a_failed_attempt_retried_with_the_same_key() -> None:
     with RawServer("garbage-first") as server:
         out = _run(f"http://127.0.0.1:{server.port}")
@@ -233,6 +235,7 @@ def tls_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ssl.SSLCon
     yield context
 
 
+@pytest.mark.slow
 def test_https_targets_use_the_per_user_transport(tls_context: ssl.SSLContext) -> None:
     with RawServer("plain", tls=tls_context) as server:
         out = _run(f"https://127.0.0.1:{server.port}", rate=20)

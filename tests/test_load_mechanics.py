@@ -56,6 +56,7 @@ def load(gateway: FakeGateway, *args: str) -> subprocess.CompletedProcess[str]:
     return run_paystab("load", "--target", gateway.url, "--no-live", *args)
 
 
+@pytest.mark.slow
 def test_open_model_rate_exact_counts_and_outputs(gateway: FakeGateway, tmp_path: Path) -> None:
     gateway.latency_s = 0.2  # slow answers must not lower the arrival rate
     out, csv_path, html = tmp_path / "o.json", tmp_path / "o.csv", tmp_path / "o.html"
@@ -79,6 +80,7 @@ def test_open_model_rate_exact_counts_and_outputs(gateway: FakeGateway, tmp_path
         assert not any(pan in text for pan in PANS)
 
 
+@pytest.mark.slow
 def test_dropped_arrivals_are_counted_and_fail_their_threshold(gateway: FakeGateway,
                                                                tmp_path: Path) -> None:
     gateway.latency_s = 0.5
@@ -95,6 +97,7 @@ def test_dropped_arrivals_are_counted_and_fail_their_threshold(gateway: FakeGate
     assert s["dropped_rate"] == pytest.approx(1 - s["requests"] / 120)
 
 
+@pytest.mark.slow
 def test_retries_use_the_same_key_and_honour_retry_after(gateway: FakeGateway,
                                                          tmp_path: Path) -> None:
     gateway.fail_first, gateway.retry_after = 2, "0.3"
@@ -124,6 +127,7 @@ def test_exhausted_retries_are_failed_payments(gateway: FakeGateway, tmp_path: P
     assert ",failed,http_503,,", "3,2,503" in csv_path.read_text()
 
 
+@pytest.mark.slow
 def test_window_catches_a_burst_the_whole_run_hides(gateway: FakeGateway,
                                                     tmp_path: Path) -> None:
     out = tmp_path / "w.json"
@@ -141,6 +145,7 @@ def test_window_catches_a_burst_the_whole_run_hides(gateway: FakeGateway,
     assert data["summary"]["failed"] > 0
 
 
+@pytest.mark.slow
 def test_two_processes_add_up_to_what_the_server_saw(gateway: FakeGateway,
                                                      tmp_path: Path) -> None:
     gateway.latency_s = 0.01
@@ -158,6 +163,7 @@ def test_two_processes_add_up_to_what_the_server_saw(gateway: FakeGateway,
     assert data["generator"]["cpu_s"] > 0
 
 
+@pytest.mark.slow
 def test_same_seed_same_payment_mix(gateway: FakeGateway) -> None:
     def run(seed: str) -> dict[int, tuple[str, str, int]]:
         gateway.seen.clear()
@@ -218,6 +224,7 @@ def test_list_profiles() -> None:
         assert name in proc.stdout
 
 
+@pytest.mark.slow
 def test_stock_locust_runs_the_locustfile(gateway: FakeGateway, tmp_path: Path) -> None:
     out = tmp_path / "s.json"
     proc = subprocess.run(
@@ -254,6 +261,7 @@ print("OK", result.summary.requests)
     assert "OK" in proc.stdout
 
 
+@pytest.mark.slow
 def test_capacity_finds_the_knee_of_a_limited_server(gateway: FakeGateway,
                                                      tmp_path: Path) -> None:
     gateway.workers, gateway.service_s = 4, 0.02  # serves at most 200 payments/s

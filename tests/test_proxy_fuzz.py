@@ -53,6 +53,7 @@ def _http_client(listen: str, stop_at: float) -> None:
             pass  # cut short by a toxic
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_changes_under_traffic_keep_the_server_sound(
     seed: int, caplog: pytest.LogCaptureFixture

@@ -247,6 +247,7 @@ def test_jitter_and_slices_follow_the_seed() -> None:
     assert fresh_rng(None, "p", 0, "upstream").random() != fresh_rng(None, "p", 0, "upstream").random()
 
 
+@pytest.mark.slow
 def test_toxic_changes_on_a_busy_connection_lose_and_reorder_nothing(
     api: Api, echo: EchoServer
 ) -> None:

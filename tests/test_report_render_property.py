@@ -256,6 +256,7 @@ SETTINGS = {"deadline": None, "database": None, "suppress_health_check": [Health
                                                         HealthCheck.data_too_large]}
 
 
+@pytest.mark.slow
 @settings(max_examples=15, **SETTINGS)  # type: ignore[arg-type]
 @example(zero_success_second())
 @example(nothing_at_all())

@@ -206,6 +206,7 @@ def test_hypotheses_are_parsed_not_evaluated() -> None:
     assert both.ok is False and both.observed == {"availability": 0.9999, "mttr_s": 2.5}
 
 
+@pytest.mark.slow
 def test_runbook_cli(state: Path, tmp_path: Path) -> None:
     listed = paystab("runbook", "list", "--json", state=state)
     assert listed.returncode == 0

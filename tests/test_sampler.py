@@ -107,6 +107,7 @@ def test_run_sampler_polls_until_stopped(exporter: Exporter) -> None:
         run_sampler(source, 0.001, got.append, stop)
 
 
+@pytest.mark.slow
 @pytest.mark.prometheus
 def test_prometheus_api_source_against_real_prometheus(tmp_path: Path,
                                                         exporter: Exporter) -> None:
