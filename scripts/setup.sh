@@ -14,8 +14,14 @@ fi
 if [ "${1:-}" = "--system" ]; then extras="[dev]"; stamp=.venv/.paystab-installed-dev
 else extras=""; stamp=.venv/.paystab-installed; fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+  # pip's and the build backend's chatter goes to a log, shown only when the install fails
+  if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"; } \
+       >.venv/install.log 2>&1; then
+    cat .venv/install.log >&2
+    echo "setup: installing paystab's Python dependencies failed (log: .venv/install.log)" >&2
+    exit 4
+  fi
   touch "$stamp"
   [ -z "$extras" ] || touch .venv/.paystab-installed  # the dev install holds the runtime one
 fi
