@@ -174,11 +174,15 @@ def test_127_0_0_2_is_not_127_0_0_1(tmp_path: Path, stack_a: SimStack,
 
 def test_ipv6_loopback_is_its_own_address(tmp_path: Path, stack_a: SimStack,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import require
+
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
+        has_ipv6 = True
     except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
+        has_ipv6 = False
+    require("an IPv6 loopback (::1)", has_ipv6, "enable IPv6 on lo")
     stack_b = SimStack(tmp_path / "b6", host="::1", token="stack-b-token")  # admin on ::1 too
     monkeypatch.setenv("PAYSTAB_ADMIN_TOKEN", "stack-b-token")
     try:
