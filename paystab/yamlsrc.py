@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from paystab.config.problems import describe
 from paystab.config.yaml12 import Yaml12Loader
 from paystab.exceptions import InvalidInput
 from paystab.units import parse_duration_s, parse_rate
@@ -68,7 +69,7 @@ class Node:
 
     def elements(self) -> list[Node]:
         if not isinstance(self._children, list):
-            raise self.error(f"got {_kind(self.value)}", expected="a list")
+            raise self.error(f"got {describe(self.value)}", expected="a list")
         return list(self._children)
 
     def only_keys(self, allowed: set[str] | list[str]) -> None:
@@ -82,29 +83,29 @@ class Node:
     # -- scalars ---------------------------------------------------------------------
     def as_map(self) -> dict[str, Any]:
         if not isinstance(self._children, dict):
-            raise self.error(f"got {_kind(self.value)}", expected="a mapping")
+            raise self.error(f"got {describe(self.value)}", expected="a mapping")
         return dict(self.value)
 
     def as_str(self) -> str:
         if not isinstance(self.value, str) or not self.value:
-            raise self.error(f"got {_kind(self.value)}", expected="a non-empty string")
+            raise self.error(f"got {describe(self.value)}", expected="a non-empty string")
         return self.value
 
     def as_int(self, lo: int | None = None, hi: int | None = None) -> int:
         if isinstance(self.value, bool) or not isinstance(self.value, int):
-            raise self.error(f"got {_kind(self.value)}", expected="an integer")
+            raise self.error(f"got {describe(self.value)}", expected="an integer")
         _check_range(self, self.value, lo, hi)
         return self.value
 
     def as_float(self, lo: float | None = None, hi: float | None = None) -> float:
         if isinstance(self.value, bool) or not isinstance(self.value, int | float):
-            raise self.error(f"got {_kind(self.value)}", expected="a number")
+            raise self.error(f"got {describe(self.value)}", expected="a number")
         _check_range(self, float(self.value), lo, hi)
         return float(self.value)
 
     def as_bool(self) -> bool:
         if not isinstance(self.value, bool):
-            raise self.error(f"got {_kind(self.value)}", expected="true or false")
+            raise self.error(f"got {describe(self.value)}", expected="true or false")
         return self.value
 
     def as_choice(self, choices: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -141,20 +142,6 @@ def _check_range(
         raise node.error(f"{value:g}{unit} is too large", expected=f"<= {hi:g}{unit}")
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({value})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})" if value else "an empty string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def _build(node: yaml.Node, path: str, source: str) -> Node:

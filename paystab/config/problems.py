@@ -10,7 +10,6 @@ whose other lines are the rest, so a user fixes the whole file in one go.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -18,14 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from paystab import suggest
 from paystab.config.yaml12 import Loc, line_of, loc_text
 from paystab.exceptions import InvalidInput
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return suggest.did_you_mean(word, choices, n=1)
 
 
 def describe(value: Any) -> str:
