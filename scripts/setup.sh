@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for scripts/test and scripts/drill: a virtualenv in .venv with paystab and
 # its Python dependencies. With --system, also the Debian packages the real-part tests use
-# (prometheus, alertmanager, docker.io, iptables, wrk, nginx, chromium) and a running dockerd.
+# (prometheus, alertmanager, docker.io, iptables, wrk, nginx, chromium, postgresql) and a running dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,8 @@ if [ "${1:-}" = "--system" ]; then
   command -v iptables >/dev/null || need+=(iptables)
   command -v wrk >/dev/null || need+=(wrk)
   command -v nginx >/dev/null || need+=(nginx-light)
+  # PostgreSQL for the example shop's orders table: Debian keeps initdb off PATH
+  command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
   command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
   if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
