@@ -63,6 +63,9 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("paystab: interrupted", err=True)
         sys.exit(int(ExitCode.ABORTED))
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as click
+        click.echo(exc.format_message(), err=True)
+        sys.exit(int(ExitCode.INVALID_INPUT))
     except click.UsageError as exc:  # one error style: click's usage errors read like ours
         click.echo(f"paystab: {usage_error_text(exc)}", err=True)
         sys.exit(int(ExitCode.INVALID_INPUT))

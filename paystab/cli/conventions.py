@@ -80,7 +80,12 @@ def positive_rate(value: str | None, flag: str, example: str = "200 or 200/s") -
 
 # -- errors ------------------------------------------------------------------------------
 def usage_error_text(exc: click.UsageError) -> str:
-    """A click usage error in paystab's style: ``SOURCE: problem`` + a hint line."""
+    """A click usage error in paystab's style: ``SOURCE: problem`` + a hint line.
+
+    Unknown options get did-you-mean over the options of the command they were given to;
+    unknown commands over the commands of their group (:class:`PaystabGroup` says so, and
+    a group that is not one, e.g. built elsewhere, is caught here too).
+    """
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "paystab"
     message = exc.format_message()
@@ -92,9 +97,11 @@ def usage_error_text(exc: click.UsageError) -> str:
         message = exc.message
     elif isinstance(exc, click.NoSuchOption):
         source = exc.option_name
-        message = "no such option"
-        if exc.possibilities:
-            message += " (did you mean " + " or ".join(sorted(exc.possibilities)) + "?)"
+        message = "no such option" + _did_you_mean(
+            _close_options(exc.option_name, ctx.command if ctx is not None else None)
+            or sorted(exc.possibilities or ()))
+    elif isinstance(exc, click.exceptions.NoSuchCommand) and ctx is not None:
+        message = _no_command_message(ctx, click.utils.make_str(exc.command_name))
     if isinstance(exc, click.MissingParameter) and exc.param is not None:
         message = f"missing {exc.param.param_type_name}"
     text = f"{source}: {message}" if source else message
@@ -102,31 +109,102 @@ def usage_error_text(exc: click.UsageError) -> str:
     return f"{text}\n  hint: see `{path} --help`"
 
 
+def _did_you_mean(names: list[str]) -> str:
+    return (" (did you mean " + " or ".join(f"'{n}'" for n in names[:3]) + "?)") if names else ""
+
+
+def _close_options(typed: str, command: click.Command | None) -> list[str]:
+    """The options of ``command`` closest to ``typed`` (hidden ones left out)."""
+    if command is None:
+        return []
+    known: list[str] = ["--help"]
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            known += [*param.opts, *param.secondary_opts]
+    name = typed.split("=", 1)[0]
+    # compared without the dashes, which every option shares and would make all look close
+    bare = {k.lstrip("-"): k for k in known if k.startswith("--") == name.startswith("--")}
+    return [bare[b] for b in close_names(name.lstrip("-"), bare, n=2, cutoff=0.6)]
+
+
 # -- commands ----------------------------------------------------------------------------
 # What people type for a command paystab spells differently; difflib covers the typos.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "run": ("drill", "load"), "test": ("drill", "load"), "start": ("up",), "stack": ("up",),
-    "serve": ("up", "gateway"), "inject": ("chaos",), "fault": ("chaos",),
-    "faults": ("chaos",), "status": ("chaos",), "clear": ("chaos",), "bench": ("load",),
-    "capacity": ("load",), "html": ("report",), "alerts": ("rules", "watch"),
-    "grafana": ("dashboards",), "anomaly": ("detect",), "psp": ("provider",),
+# Keyed by the group's path below ``paystab`` ("" is the top level).
+SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "": {"run": ("drill", "load"), "test": ("drill", "load"), "start": ("up",),
+         "stack": ("up",), "serve": ("up", "gateway"), "inject": ("chaos",), "fault": ("chaos",),
+         "faults": ("chaos",), "status": ("chaos",), "clear": ("chaos",), "bench": ("load",),
+         "capacity": ("load",), "html": ("report",), "alerts": ("rules", "watch"),
+         "grafana": ("dashboards",), "anomaly": ("detect",), "psp": ("provider",),
+         "schemas": ("schema",), "validate": ("runbook", "watch", "stack")},
+    "chaos": {"list": ("status", "kinds"), "ls": ("status", "kinds"), "add": ("inject",),
+              "start": ("inject",), "remove": ("clear",), "rm": ("clear",),
+              "stop": ("clear",), "reset": ("clear",)},
+    "runbook": {"ls": ("list",), "check": ("validate",), "lint": ("validate",),
+                "cat": ("show",), "describe": ("show",)},
+    "watch": {"check": ("validate",), "lint": ("validate",)},
+    "load": {"search": ("capacity",), "max": ("capacity",)},
+    "schema": {"write": ("export",), "print": ("show",), "cat": ("show",)},
+    "rules": {"write": ("export",)}, "dashboards": {"write": ("export",)},
 }
 
 
+def _no_command_message(ctx: click.Context, name: str) -> str:
+    """``no command 'chaos injct' (did you mean 'chaos inject'?)``: names as typed in full."""
+    group = ctx.command
+    known = group.list_commands(ctx) if isinstance(group, click.Group) else []
+    below = " ".join(ctx.command_path.split()[1:])  # the group's path under ``paystab``
+    meant = [c for c in SYNONYMS.get(below, {}).get(name.lower(), ()) if c in known]
+    meant += [c for c in close_names(name, known, n=2, cutoff=0.5) if c not in meant]
+    prefix = f"{below} " if below else ""
+    return f"no command '{prefix}{name}'" + _did_you_mean([prefix + m for m in meant])
+
+
 class PaystabGroup(click.Group):
-    """A group whose unknown-command error suggests the commands meant, in paystab's style."""
+    """Every ``paystab`` group: an unknown subcommand is answered in paystab's one error
+    style with did-you-mean over this group's commands (exit 2 from :func:`main`).
+
+    A group added to a PaystabGroup becomes one (:meth:`add_command`), and ``@group.group()``
+    makes one, so a command area added later behaves the same without opting in.
+    """
+
+    group_class = type  # ``@paystab_group.group()`` makes another PaystabGroup
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        adopt_group(cmd)
+        super().add_command(cmd, name)
 
     def resolve_command(self, ctx: click.Context, args: list[str]
                         ) -> tuple[str | None, click.Command | None, list[str]]:
         name = click.utils.make_str(args[0]) if args else ""
-        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            known = self.list_commands(ctx)
-            meant = [c for c in SYNONYMS.get(name.lower(), ()) if c in known]
-            meant += [c for c in close_names(name, known, n=2, cutoff=0.5) if c not in meant]
-            hint = (" (did you mean " + " or ".join(f"'{m}'" for m in meant[:3]) + "?)"
-                    if meant else "")
-            raise click.UsageError(f"no command '{name}'{hint}", ctx)
+        if (name and not name.startswith("-") and not ctx.resilient_parsing
+                and self.get_command(ctx, name) is None):
+            raise click.UsageError(_no_command_message(ctx, name), ctx)
         return super().resolve_command(ctx, args)
+
+
+def adopt_group(cmd: click.Command) -> None:
+    """Make ``cmd`` (and every group below it) a :class:`PaystabGroup` if it is a group.
+
+    The groups keep their state; only their class changes, to PaystabGroup or to a subclass
+    of both when the group already had a class of its own.
+    """
+    if not isinstance(cmd, click.Group):
+        return
+    if not isinstance(cmd, PaystabGroup):
+        own = type(cmd)
+        cmd.__class__ = PaystabGroup if own is click.Group else _paystab_variant(own)
+    for sub in cmd.commands.values():
+        adopt_group(sub)
+
+
+_VARIANTS: dict[type[click.Group], type[PaystabGroup]] = {}
+
+
+def _paystab_variant(own: type[click.Group]) -> type[PaystabGroup]:
+    if own not in _VARIANTS:
+        _VARIANTS[own] = type(f"Paystab{own.__name__}", (PaystabGroup, own), {})
+    return _VARIANTS[own]
 
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
