@@ -31,9 +31,17 @@ LIVE = ("captured", "pending")
 
 @dataclass
 class Finding:
-    kind: str  # double_charge | lost_payment | orphan
+    """One defect. ``payment_id`` is the merchant's reference (the gateway's payment id in
+    the reference stack); amounts are minor units of ``currency``."""
+
+    kind: str  # double_charge | lost_payment | orphan | amount_mismatch
     payment_id: str
     detail: str
+    providers: list[str] = field(default_factory=list)  # where the live captures are
+    psp_references: list[str] = field(default_factory=list)  # the PSPs' transaction ids
+    amount: int | None = None  # what the merchant's book says (None: it does not know it)
+    captured: int | None = None  # what the PSPs hold live, summed
+    currency: str | None = None
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Reconciliation:
     double_charges: int = 0
     lost_payments: int = 0
     orphans: int = 0
+    amount_mismatches: int = 0  # one live capture of another amount than the merchant's
     voided_late_successes: int = 0
     payments: int = 0
     captures: int = 0
@@ -48,11 +57,14 @@ class Reconciliation:
 
     @property
     def clean(self) -> bool:
-        return self.double_charges == 0 and self.lost_payments == 0 and self.orphans == 0
+        return (self.double_charges == 0 and self.lost_payments == 0 and self.orphans == 0
+                and self.amount_mismatches == 0)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["findings"] = out["findings"][:100]
+        for finding in out["findings"]:
+            finding["merchant_reference"] = finding["payment_id"]
         out["clean"] = self.clean
         return out
 

@@ -81,7 +81,12 @@ def _charge_request(call: RouteCall, state: StripeState, doc: dict[str, Any],
     state.confirmations[doc["id"]] = n
     key = call.headers.get("idempotency-key") or f"{doc['id']}:{n}"
     country = ((pm.get("billing_details") or {}).get("address") or {}).get("country") or ""
-    return ChargeRequest(key, str(doc["metadata"].get("payment_id") or doc["id"]), doc["amount"],
+    # The merchant's reference as the ledger keeps it: paystab's gateway sends
+    # metadata[payment_id]; a shop usually metadata[order_id], or only a description.
+    metadata = doc["metadata"]
+    reference = (metadata.get("payment_id") or metadata.get("order_id") or doc.get("description")
+                 or doc["id"])
+    return ChargeRequest(key, str(reference), doc["amount"],
                          doc["currency"].upper(), "card", country, card=card,
                          customer_id=doc.get("customer"))
 

@@ -5,7 +5,9 @@ compares with the gateway's ledger (``read_ledger``). Columns:
 
 ==================  ===========================================================================
 idempotency_key     the key the gateway sent (unique: one row per key, however often retried)
-payment_id          the gateway's payment the charge belongs to
+payment_id          the merchant's reference: the gateway's payment id, or a shop's order
+                    (Stripe metadata[order_id]/description, Adyen reference, PayPay
+                    merchantPaymentId, KOMOJU external_order_num)
 provider_ref        the provider's transaction id
 amount, currency    minor units, ISO 4217
 method              card | wallet | bank_transfer | konbini
