@@ -25,7 +25,7 @@ from paystab.cli.conventions import (
     plain_output,
     positive_rate,
 )
-from paystab.exceptions import Aborted, InvalidInput, VerdictFailed
+from paystab.exceptions import Aborted, Inconclusive, InvalidInput, VerdictFailed
 from paystab.outputs import check_output_file
 from paystab.units import DURATION_EXPECTED, parse_cli_duration_s
 
@@ -85,6 +85,25 @@ def _common_options(fn: Any) -> Any:
     return fn
 
 
+def _master_options(fn: Any) -> Any:
+    for decorator in reversed([
+        click.option("--master", is_flag=True,
+                     help="run as the master of `paystab load worker`s on other machines"),
+        click.option("--expect-workers", type=int, metavar="N",
+                     help="with --master: workers to wait for; the rate is shared among them"),
+        click.option("--expect-workers-max-wait", default="60", show_default=True, metavar="S",
+                     help="with --master: exit 4 when fewer workers joined by then"),
+        click.option("--master-bind-host", default="127.0.0.1", show_default=True,
+                     help="with --master: address to listen on (not loopback: needs a token)"),
+        click.option("--master-bind-port", type=int, default=5557, show_default=True,
+                     help="with --master: port to listen on (0: any free port, printed)"),
+        click.option("--token", envvar="PAYSTAB_TOKEN", default=None,
+                     help="with --master: workers must show it (env PAYSTAB_TOKEN)"),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
 def _console() -> Console:
     return Console(width=140) if not Console().is_terminal else Console()
 
@@ -114,17 +133,21 @@ def _console() -> Console:
               help="accepted for Locust users: paystab's users only wait, all start at once")
 @click.option("--headless", "_headless", is_flag=True, hidden=True,
               help="accepted for Locust users: paystab has no web UI")
+@_master_options
 @_common_options
 @click.pass_context
 def load(ctx: click.Context, target: str | None, ready_file: str | None, profile: str,
          rps: str | None, duration: str | None, params: tuple[str, ...], mix_path: str | None,
          window: str, csv_path: str | None, html_path: str | None, list_profiles: bool,
          flow_path: str | None, locustfile: str | None, _spawn_rate: float | None,
-         _headless: bool, users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
+         _headless: bool, master: bool, expect_workers: int | None, expect_workers_max_wait: str,
+         master_bind_host: str, master_bind_port: int, token: str | None,
+         users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
          json_dest: str | None, expected_peak: str | None, no_live: bool) -> None:
     """Run checkout load against a payment gateway at an open-model arrival rate.
 
     Thresholds are checked over the whole run and per window: exit 1 names the breach.
+    With --master, the load comes from `paystab load worker` processes on other machines.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -150,19 +173,29 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     peak = _rate(expected_peak, "--expected-peak")
     _check_processes(processes, plan.users)
     _check_outputs(json_dest, ("--csv", csv_path), ("--html", html_path))
+    _check_master(master, expect_workers, processes, plan.users)
     user_classes, target = load_locustfile(locustfile, target, ready_file)
     url = resolve_target(target, ready_file)
     check_reachable(url)
+    wait_s = _seconds(expect_workers_max_wait, "--expect-workers-max-wait") or 60.0
 
     from paystab.loadtest.records import write_csv
     from paystab.loadtest.render import result_view
     from paystab.loadtest.runner import run_load  # imports Locust (gevent-patches)
 
     with _graceful_stop() as stop:
+        remote = None
+        if master and expect_workers is not None:
+            from paystab.loadtest.distributed import RemoteWorkers, identify
+
+            remote = RemoteWorkers(
+                expect_workers, identify(plan.flow, locustfile), bind_host=master_bind_host,
+                bind_port=master_bind_port, token=token, wait_s=wait_s, stop_event=stop,
+                announce=lambda text: click.echo(f"paystab: {text}", err=True))
         result = run_load(url, plan=plan, processes=processes, thresholds=list(thresholds),
                           window_s=window_s, live=not no_live, html_path=html_path,
                           preflight=False, expected_peak=peak, stop_event=stop,
-                          user_classes=user_classes)
+                          user_classes=user_classes, remote=remote)
     if csv_path:
         write_csv(result.records, csv_path)
     if json_dest == "-":
@@ -171,10 +204,73 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
         if json_dest:
             result.write_json(json_dest)
         console.print(result_view(result, plain=plain_output()))
+        if result.workers is not None:
+            console.print(_workers_line(result.workers))
     if result.interrupted:
         raise Aborted("the load run was interrupted before it finished")
     if not result.passed:
         raise VerdictFailed(result.breach_message())
+    if result.workers is not None and not result.workers["complete"]:
+        raise Inconclusive(
+            "thresholds held, but not on the whole planned load: " + _workers_line(result.workers),
+            hint="the lost worker's share of arrivals after it was lost was never sent; "
+                 "run again")
+
+
+def _check_master(master: bool, expect_workers: int | None, processes: int, users: int) -> None:
+    if not master:
+        if expect_workers is not None:
+            raise InvalidInput("--expect-workers needs --master", source="--expect-workers",
+                               expected="--master --expect-workers N")
+        return
+    if expect_workers is None or not 1 <= expect_workers <= 64:
+        raise InvalidInput(f"--master needs --expect-workers N, got {expect_workers}",
+                           source="--expect-workers", expected="an integer from 1 to 64")
+    if processes != 1:
+        raise InvalidInput("--master and --processes exclude each other", source="--processes",
+                           expected="--processes 1 with --master (start more workers instead)")
+    if users < expect_workers:
+        raise InvalidInput(f"{users} users cannot be shared by {expect_workers} workers",
+                           source="--users", expected=f"at least {expect_workers} users")
+
+
+def _workers_line(workers: dict[str, Any]) -> str:
+    text = f"workers: {workers['joined']} of {workers['expected']} joined"
+    for lost in workers["lost"]:
+        text += f"; {lost['id']} lost at {lost.get('lost_at_s', 0):.1f} s ({lost.get('reason')})"
+    return text
+
+
+@load.command("worker")
+@click.option("--master-host", required=True, help="address of the `paystab load --master`")
+@click.option("--master-port", type=int, default=5557, show_default=True)
+@click.option("--flow", "flow_path", type=click.Path(dir_okay=False),
+              help="the master's --flow FILE (its digest must match)")
+@click.option("-f", "--locustfile", type=click.Path(dir_okay=False),
+              help="the master's -f LOCUSTFILE (its digest must match)")
+@click.option("--token", envvar="PAYSTAB_TOKEN", default=None,
+              help="the master's token (env PAYSTAB_TOKEN)")
+@click.option("--connect-timeout", default="60", show_default=True, metavar="S",
+              help="exit 4 when no master answered by then")
+def worker(master_host: str, master_port: int, flow_path: str | None, locustfile: str | None,
+           token: str | None, connect_timeout: str) -> None:
+    """Serve one load run of a `paystab load --master` from this machine.
+
+    The plan (shape, rate share, seed, mix, flow) comes from the master; --flow/-f name
+    what this worker agreed to run and must match the master's, or it is refused (exit 2).
+    """
+    from paystab.loadtest.sources import load_flow_json, load_locustfile
+
+    flow = load_flow_json(flow_path, locustfile)
+    timeout_s = _seconds(connect_timeout, "--connect-timeout") or 60.0
+    user_classes, _ = load_locustfile(locustfile, None, None)
+
+    from paystab.loadtest.distributed import identify
+    from paystab.loadtest.distributed_worker import run_worker  # imports Locust
+
+    run_worker(master_host, master_port, identify(flow, locustfile), user_classes, token=token,
+               connect_timeout_s=timeout_s,
+               say=lambda text: click.echo(f"paystab: {text}", err=True))
 
 
 def _check_outputs(json_dest: str | None, *files: tuple[str, str | None]) -> None:

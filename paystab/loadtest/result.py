@@ -8,7 +8,8 @@ Built once from the sink after the run has drained; the terminal view, ``--json`
    "interrupted", "passed", "summary": Summary, "windows": [Summary + index],
    "thresholds": [{expr, observed, ok, ok_run, breaches: [{window, start_s, end_s,
    observed}]}], "generator": {issued, dropped, max_lag_ms, cpu_s, requests_per_cpu_s,
-   interrupted_checkouts, callback_errors}, "expected_peak"?, "peak_ratio"?}
+   interrupted_checkouts, callback_errors}, "expected_peak"?, "peak_ratio"?,
+   "workers"? (``--master`` runs: expected, joined, complete, flow, workers, lost, refused)}
 
 Times ``*_s`` inside summaries and windows are seconds from the run start.
 """
@@ -45,6 +46,7 @@ class LoadResult:
     interrupted: bool = False
     generator: dict[str, Any] = field(default_factory=dict)
     expected_peak: float | None = None
+    workers: dict[str, Any] | None = None  # a --master run: who joined, who was lost
 
     @property
     def passed(self) -> bool:
@@ -80,6 +82,8 @@ class LoadResult:
         if self.expected_peak:
             data["expected_peak"] = self.expected_peak
             data["peak_ratio"] = profile.peak_rate() / self.expected_peak
+        if self.workers is not None:
+            data["workers"] = self.workers
         return data
 
     def write_json(self, path: str | Path) -> None:

@@ -29,6 +29,7 @@ from rich.console import Console
 
 from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.loadtest import locustfile
+from paystab.loadtest.distributed import MSG_HELLO, RemoteWorkers
 from paystab.loadtest.live import LiveView
 from paystab.loadtest.mix import PaymentMix
 from paystab.loadtest.plan import LoadPlan, RetryPolicy, build_plan
@@ -69,7 +70,10 @@ class Harness:
         self, target_url: str, plan: LoadPlan, *, processes: int = 1,
         on_record: Callable[[CheckoutRecord], None] | None = None, live: bool = False,
         console: Console | None = None, user_classes: Sequence[type[Any]] | None = None,
+        remote: RemoteWorkers | None = None,
     ) -> None:
+        if remote is not None:  # workers on other machines: their count is the share count
+            processes = remote.expected
         if not 1 <= processes <= MAX_PROCESSES:
             raise InvalidInput(f"{processes} processes", source="--processes",
                                expected=f"an integer from 1 to {MAX_PROCESSES}")
@@ -87,7 +91,7 @@ class Harness:
             raise InvalidInput(f"a checkout flow needs a plain http:// target, not {target_url!r}",
                                source="--target", expected="http://HOST:PORT (https flows are "
                                "not supported yet)")
-        if user_classes is not None and processes > 1:
+        if user_classes is not None and processes > 1 and remote is None:
             raise InvalidInput("a user's locustfile runs in one process for now",
                                source="--processes", expected="1 with -f")
         _quiet_spawn_rate_warning()
@@ -99,6 +103,7 @@ class Harness:
             from paystab.loadtest.userfile import install
             install(self.env)
         self.workers: WorkerProcesses | None = None
+        self.remote = remote
         self.view: LiveView | None = None
         self._session: LoadSession | None = None
         self.interrupted = False
@@ -114,11 +119,19 @@ class Harness:
         # whole run: frozen, it is not walked by every full collection during the load.
         gc.collect()
         gc.freeze()
-        if self.processes == 1:
-            runner: Any = self.env.create_local_runner()
+        if self.remote is not None:
+            runner: Any = self.remote.create_runner(self.env)
+            try:
+                self.remote.wait_ready()
+            except BaseException:  # too few workers, interrupted: the master quits
+                self.stop()
+                raise
+        elif self.processes == 1:
+            runner = self.env.create_local_runner()
         else:
             port = free_port()
             runner = self.env.create_master_runner("127.0.0.1", port)
+            runner.register_message(MSG_HELLO, lambda **_kw: None)  # stock workers announce
             self.workers = WorkerProcesses(self.processes, port)
             self.workers.start()
             try:
@@ -127,6 +140,8 @@ class Harness:
                 self.stop()
                 raise
         self._session = attach(self.env, self.plan, self.sink)
+        if self.remote is not None:
+            self.remote.watch(self._session)
         gevent.spawn(locust.stats.stats_history, runner)
         if self.live:
             session = self._session
@@ -182,6 +197,8 @@ class Harness:
         if session is not None and session.pacer is not None and session.role == "local":
             session.pacer.stop()
             session.sync_local()
+        if self.remote is not None:  # the workers drain and send their last records first
+            self.remote.shutdown(session, self.plan.drain_s + 5.0)
         runner = self.env.runner
         if runner is not None:
             runner.quit()
@@ -198,13 +215,16 @@ class Harness:
         session = self.session
         start = session.run_start or time.time()
         end = self.finished_at or time.time()
-        return build_result(
+        result = build_result(
             self.plan, self.sink, target_url=self.target_url, run_start=start,
             elapsed_s=max(end - start, 0.0), thresholds=parse_thresholds(thresholds),
             window_s=window_s, processes=self.processes, interrupted=self.interrupted,
             harness_cpu_s=session.harness_cpu_s(),
             interrupted_checkouts=session.interrupted_checkouts, expected_peak=expected_peak,
         )
+        if self.remote is not None:
+            result.workers = self.remote.to_json()
+        return result
 
 
 def check_window(window_s: float) -> None:
@@ -224,13 +244,15 @@ def run_load(
     html_path: str | Path | None = None, preflight: bool = True,
     expected_peak: float | None = None, plan: LoadPlan | None = None,
     on_started: Callable[[Harness], None] | None = None,
-    user_classes: Sequence[type[Any]] | None = None,
+    user_classes: Sequence[type[Any]] | None = None, remote: RemoteWorkers | None = None,
 ) -> LoadResult:
     """Run one load and return its result (thresholds evaluated, never raised on).
 
     ``on_record`` is called in this process for every finished checkout (with
     ``processes > 1``, in batches every ~0.5 s). ``user_classes`` (a user's locustfile,
-    made ``userfile.paced``) replace paystab's checkout user. ``stop_event.is_set()`` ends the run early
+    made ``userfile.paced``) replace paystab's checkout user. ``remote`` (``distributed.py``)
+    runs the load on workers of other machines instead of local processes.
+    ``stop_event.is_set()`` ends the run early
     (``result.interrupted``). Bad input raises InvalidInput; an unreachable target
     EnvironmentProblem — both before any load is sent.
     """
@@ -241,7 +263,7 @@ def run_load(
     if preflight:
         check_reachable(target_url)
     harness = Harness(target_url, plan, processes=processes, on_record=on_record, live=live,
-                      user_classes=user_classes)
+                      user_classes=user_classes, remote=remote)
     try:
         harness.start()
         if on_started is not None:

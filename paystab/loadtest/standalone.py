@@ -5,12 +5,14 @@ the plan from the command line (``-u``/``-t`` are honoured when the ``--paystab-
 absent), attach the session, stop the test once the run has drained (the shape returns
 ``None``), then print the summary, write ``--paystab-json``/``--paystab-csv`` and set the
 exit code from ``--paystab-threshold`` (1 on a breach; 0 otherwise — retried attempts are
-not errors). Workers get everything from the master.
+not errors). Workers get everything from the master; a worker announces paystab's payment
+with ``paystab_hello`` so it may also join a ``paystab load --master`` (``distributed.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -21,6 +23,7 @@ from locust.event import Events
 from locust.runners import WorkerRunner
 
 from paystab.exceptions import PaystabError
+from paystab.loadtest.distributed import MSG_HELLO
 from paystab.loadtest.mix import PaymentMix
 from paystab.loadtest.plan import LoadPlan, build_plan
 from paystab.loadtest.profiles import parse_params
@@ -103,6 +106,21 @@ def _report(session: LoadSession, options: Any) -> None:
     session.environment.process_exit_code = 0 if result.passed else 1
 
 
+def _hello(environment: Environment, runner: WorkerRunner) -> None:
+    """Announce paystab's payment to a ``paystab load --master`` (which admits only workers
+    that do; a stock master ignores it). The token comes from ``PAYSTAB_TOKEN``."""
+    from paystab.loadtest.distributed import identify
+    from paystab.loadtest.distributed_worker import register_hello
+
+    def refused(answer: dict[str, Any]) -> None:
+        log.error("paystab: the load master refused this worker: %s", answer.get("reason"))
+        environment.process_exit_code = 2
+        runner.quit()
+
+    register_hello(runner, identify(None, None), os.environ.get("PAYSTAB_TOKEN") or None,
+                   on_refused=refused)
+
+
 def install(events: Events) -> None:
     """Register the stock-Locust hooks on ``events`` (the locustfile passes locust.events)."""
     events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
@@ -110,7 +128,10 @@ def install(events: Events) -> None:
     def on_init(environment: Environment, runner: Any, **_kw: Any) -> None:
         if isinstance(runner, WorkerRunner):
             attach(environment, None)
+            _hello(environment, runner)
             return
+        if runner is not None and hasattr(runner, "clients"):  # a stock master: hellos are fine
+            runner.register_message(MSG_HELLO, lambda **_kw: None)
         options: Any = environment.parsed_options
         try:
             plan = plan_from_options(options)
