@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "report_cmds",
     "watch_cmds",
     "schema_cmds",
+    "stackfile_cmds",
 )
 
 

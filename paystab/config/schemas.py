@@ -55,6 +55,12 @@ def _watch() -> type[BaseModel]:
     return WatchConfig
 
 
+def _stack() -> type[BaseModel]:
+    from paystab.stackfile.model import StackFile
+
+    return StackFile
+
+
 # kind -> (title, model); the kind names the file: runbook.schema.json …
 KINDS: dict[str, tuple[str, Callable[[], type[BaseModel]]]] = {
     "runbook": ("paystab runbook", _runbook),
@@ -62,6 +68,7 @@ KINDS: dict[str, tuple[str, Callable[[], type[BaseModel]]]] = {
     "mix": ("paystab load --mix", _mix),
     "alert-spec": ("paystab rules/dashboards export --spec", _alert_spec),
     "watch": ("paystab watch config", _watch),
+    "stack": ("paystab stack file", _stack),
 }
 
 
