@@ -1,4 +1,5 @@
-"""``paystab up``, ``paystab gateway``, ``paystab provider``, ``paystab reconcile``."""
+"""``paystab up``, ``paystab gateway``, ``paystab provider`` (and the registration of
+``paystab reconcile``, in :mod:`paystab.cli.reconcile_cmd`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from paystab.cli.conventions import check_json_dest, emit_json, json_option
-from paystab.exceptions import VerdictFailed
 
 
 def _settings(config: Path | None, seed: int | None) -> Any:
@@ -143,41 +141,11 @@ def gateway_command(providers_file: Path, port: int, host: str, ledger: Path, co
                               trace_jsonl, ready_file, gateway_limits, secret_file))
 
 
-@click.command("reconcile")
-@click.option("--ready-file", type=click.Path(path_type=Path), required=True,
-              help="The ready file of the stack (gateway and provider ledgers).")
-@json_option()
-def reconcile_command(ready_file: Path, json_dest: str | None) -> None:
-    """Compare the gateway ledger with every provider ledger (exit 1 on any defect)."""
-    from paystab.stack.endpoints import StackEndpoints
-    from paystab.stack.reconcile import reconcile_stack
-
-    check_json_dest(json_dest)
-    result = reconcile_stack(StackEndpoints.read(ready_file), str(ready_file))
-    if json_dest:
-        emit_json(result.to_json(), json_dest)
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="Reconciliation", show_header=True)
-        table.add_column("check")
-        table.add_column("count", justify="right")
-        for name in ("double_charges", "lost_payments", "orphans", "voided_late_successes",
-                     "payments", "captures"):
-            value = getattr(result, name)
-            bad = name in ("double_charges", "lost_payments", "orphans") and value
-            table.add_row(name, f"[red]{value}[/red]" if bad else str(value))
-        Console().print(table)
-        for finding in result.findings[:20]:
-            click.echo(f"  {finding.kind}: {finding.payment_id}: {finding.detail}")
-    if not result.clean:
-        raise VerdictFailed("reconciliation found defects (see above)")
-
-
 def register(group: click.Group) -> None:
     group.add_command(up_command)
     group.add_command(gateway_command)
+    from paystab.cli.reconcile_cmd import reconcile_command
+
     group.add_command(reconcile_command)
     try:
         from paystab.cli.provider_cmd import provider_command

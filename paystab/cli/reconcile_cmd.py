@@ -1,0 +1,79 @@
+"""``paystab reconcile``: the merchant's book against the PSPs' books (exit 1 on any defect).
+
+Two sources, one command: ``--ready-file`` alone reconciles the reference stack (its
+gateway ledger against its simulators' ledgers); ``--ledgers FILE`` reads the ``ledgers:``
+section of a stack file (or a file holding only that section) — the shop's own orders from
+SQL or CSV, the PSPs' side from settlement reports or, with ``--ready-file``, from the
+running simulators' ledgers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from paystab.cli.conventions import check_json_dest, emit_json, json_option
+from paystab.exceptions import InvalidInput, VerdictFailed
+from paystab.stack.reconcile import Reconciliation
+
+_DEFECTS = ("double_charges", "lost_payments", "orphans", "amount_mismatches")
+
+
+@click.command("reconcile", epilog="\b\nExamples:\n"
+               "  paystab reconcile --ready-file stack.json --json -\n"
+               "  paystab reconcile --ledgers stack.yaml --ready-file stack.json\n"
+               "  paystab reconcile --ledgers ledgers.yaml --json findings.json")
+@click.option("--ready-file", type=click.Path(path_type=Path),
+              help="The ready file of a running stack: the simulators' ledgers (and, "
+                   "without --ledgers, the gateway's).")
+@click.option("--ledgers", "ledgers_file", type=click.Path(path_type=Path),
+              help="A stack file (its ledgers: section) or a ledgers file (merchant:, psp:).")
+@json_option()
+def reconcile_command(ready_file: Path | None, ledgers_file: Path | None,
+                      json_dest: str | None) -> None:
+    """Compare the merchant's book with every PSP's (exit 1 on any defect)."""
+    from paystab.stack.endpoints import StackEndpoints
+
+    check_json_dest(json_dest)
+    if ready_file is None and ledgers_file is None:
+        raise InvalidInput("nothing to reconcile", source="--ledgers",
+                           expected="--ledgers FILE, --ready-file FILE, or both")
+    endpoints = StackEndpoints.read(ready_file) if ready_file is not None else None
+    if ledgers_file is None:
+        from paystab.stack.reconcile import reconcile_stack
+
+        assert endpoints is not None and ready_file is not None
+        result = reconcile_stack(endpoints, str(ready_file))
+    else:
+        from paystab.ledgers.load import load_ledgers_file
+        from paystab.ledgers.reconcile import reconcile_ledgers
+
+        spec = load_ledgers_file(ledgers_file)
+        simulators = ({name: p.ledger for name, p in endpoints.providers.items() if p.ledger}
+                      if endpoints is not None else {})
+        result = reconcile_ledgers(spec, ledgers_file.parent, simulators)
+    if json_dest:
+        emit_json(result.to_json(), json_dest)
+    else:
+        _print(result)
+    if not result.clean:
+        raise VerdictFailed("reconciliation found defects (see above)")
+
+
+def _print(result: Reconciliation) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Reconciliation", show_header=True)
+    table.add_column("check")
+    table.add_column("count", justify="right")
+    for name in (*_DEFECTS, "voided_late_successes", "payments", "captures"):
+        value = getattr(result, name)
+        table.add_row(name, f"[red]{value}[/red]" if name in _DEFECTS and value else str(value))
+    Console().print(table)
+    for finding in result.findings[:20]:
+        click.echo(f"  {finding.kind}: {finding.payment_id or '(no reference)'}: "
+                   f"{finding.detail}")
+    if len(result.findings) > 20:
+        click.echo(f"  ... and {len(result.findings) - 20} more (--json lists up to 100)")
