@@ -114,7 +114,8 @@ def check_output_paths(out_dirs: list[Path], junit: Path | None) -> None:
 
 def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | None,
                rps: float | None, seed: int | None, out_dir: Path, junit: Path | None,
-               live: bool, ready_file: str | None = None, watch_config: Path | None = None) -> int:
+               live: bool, ready_file: str | None = None, watch_config: Path | None = None,
+               stack_file: Path | None = None) -> int:
     patch_with_gevent()  # before the console's locks and any thread exist
     from paystab.drill.runner import Drill, DrillOptions, exit_for
     from paystab.report.terminal import plain_summary, summary
@@ -127,7 +128,7 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
     for name in runbooks:
         out = outs[name]
         options = DrillOptions(runbook=name, target_url=target_url, ready_file=ready_file,
-                               watch_config=watch_config,
+                               watch_config=watch_config, stack_file=stack_file,
                                duration_s=duration_s, rps=rps,
                                seed=seed, out_dir=out, live=live and console.is_terminal,
                                command_line=shlex.join(["paystab", *sys.argv[1:]]))

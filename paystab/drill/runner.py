@@ -33,6 +33,7 @@ from paystab.drill.apparatus import LoopLagProbe, harness_figures, judge
 from paystab.drill.detection import DrillDetection, builtin_detection, load_watch, watch_detection
 from paystab.drill.probes import ProbeOutcome, http_probes, metric_probes
 from paystab.drill.recorder import Recorder
+from paystab.drill.stack_target import StackTarget, not_applicable
 from paystab.drill.target import ReferenceTarget, RemoteTarget, Target
 from paystab.exceptions import Aborted, EnvironmentProblem, Inconclusive, InvalidInput
 from paystab.report.live import ActiveFault, LiveSnapshot, LiveView, ProviderState
@@ -44,6 +45,7 @@ from paystab.report.model import (
     Report,
 )
 from paystab.stack.endpoints import StackEndpoints
+from paystab.stackfile.load import load_stack
 
 log = logging.getLogger("paystab.drill")
 
@@ -61,6 +63,8 @@ class DrillOptions:
     sample_interval_s: float = 0.1
     # Detect and fail over with these `paystab watch` parts instead of the built-in ones.
     watch_config: Path | None = None
+    # A stack file (or a ready file read as one) describing the stack to start and drill.
+    stack_file: Path | None = None
     command_line: str = ""  # as typed, for the report's provenance
 
 
@@ -136,6 +140,8 @@ class Drill:
 
         self._watch_config = (None if self.options.watch_config is None
                               else load_watch(self.options.watch_config))  # exit 2 before the stack
+        self._stack_target: StackTarget | None = None
+        self._stack = None if self.options.stack_file is None else load_stack(self.options.stack_file)
         out = self.options.out_dir
         out.mkdir(parents=True, exist_ok=True)
         target = self._target(runbook, out)
@@ -162,6 +168,10 @@ class Drill:
         return report
 
     def _target(self, runbook: Runbook, out: Path) -> Target:
+        if self._stack is not None:
+            self._stack_target = StackTarget(self._stack, out / "stack", runbook.seed)
+            self._load_source = self._stack_target.load_source()  # exit 2 before it starts
+            return self._stack_target
         if self.options.target_url or self.options.ready_file or not runbook.target.reference:
             return RemoteTarget(self.options.target_url or runbook.target.gateway_url,
                                 self.options.ready_file or runbook.target.ready_file)
@@ -187,6 +197,8 @@ class Drill:
 
         if self.options.watch_config is not None:
             detection = watch_detection(self._watch_config, self.options.watch_config, on_event)
+        elif self._stack_target is not None:
+            detection = self._stack_target.detection(on_event)
         else:
             detection = builtin_detection(endpoints, on_event, self.options.sample_interval_s)
         report.notes.append(f"detection and failover: {detection.describe}")
@@ -222,6 +234,8 @@ class Drill:
         with FaultSession(allow=runbook.allow, context=ctx, handle_signals=False,
                           allow_source=runbook.source) as session:
             faults = session.prepare(runbook.fault_specs())  # blast radius: exit 2, nothing injected
+            if self._stack_target is not None:
+                self._stack_target.check_blast_radius(faults)
             self._set_phase("steady state (before)")
             probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "before",
                                          token=endpoints.admin_token)
@@ -239,11 +253,13 @@ class Drill:
             watcher.start()
             self._set_phase("load")
             lag_probe.start()
+            plan, user_classes = self._stack_load(runbook)
             try:
                 result = run_load(endpoints.gateway_url, runbook.load.profile, runbook.load.rate_per_s,
                                   runbook.load.duration_s, seed=runbook.seed, users=runbook.load.users,
                                   params=runbook.load.params, on_record=recorder.on_checkout,
-                                  stop_event=run.stop, live=False)
+                                  stop_event=run.stop, live=False, plan=plan,
+                                  user_classes=user_classes)
             finally:
                 # Whatever ended the load, the scheduler injects nothing more: the session
                 # is about to close, and a fault injected after clear_all() would outlive it.
@@ -291,6 +307,9 @@ class Drill:
         fill_report(report, recorder.samples, dropped_arrivals=dropped)
         report.hypotheses = [HypothesisResult(h["expr"], h["observed"], h["ok"], h.get("expected", ""))
                              for h in runbook.evaluate(report.to_json())]
+        if self._stack_target is not None:
+            report.hypotheses = not_applicable(report.hypotheses, runbook.hypotheses,
+                                               self._stack_target.not_provided())
         report.hypotheses += [p.as_hypothesis() for p in probe_results]
         if controller.errors:
             report.notes.append(f"sampler/controller errors: {len(controller.errors)} (first: {controller.errors[0]})")
@@ -301,6 +320,19 @@ class Drill:
                                           lag_probe)
         report.verdict, report.inconclusive_reason = verdict(
             report, interrupted=run.interrupted_by is not None, aborted=run.abort_reason is not None)
+
+    def _stack_load(self, runbook: Runbook) -> tuple[Any, Any]:
+        """The plan and user classes a stack file's checkout asks for (None, None: paystab's
+        own payment, the runbook's plan as usual)."""
+        if self._stack_target is None:
+            return None, None
+        from paystab.loadtest.plan import build_plan
+
+        flow, user_classes = self._load_source
+        plan = None if flow is None else build_plan(
+            runbook.load.profile, runbook.load.rate_per_s, runbook.load.duration_s,
+            users=runbook.load.users, seed=runbook.seed, params=dict(runbook.load.params), flow=flow)
+        return plan, user_classes
 
     # -- loops beside the load ---------------------------------------------------------------
     def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:
