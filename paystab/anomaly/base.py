@@ -26,7 +26,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from paystab.collector.series import Sample
 from paystab.exceptions import InvalidInput
-from paystab.yamlsrc import Node
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def register(name: str, config_cls: type[Any], build: Callable[[Any], Detector])
     """Make ``build(config_cls(...))`` available under ``name`` (one line per implementation).
 
     ``config_cls`` is a frozen dataclass of the detector's options with defaults; it is filled
-    from a YAML node or a plain dict by :mod:`paystab.anomaly.options`.
+    from a plain dict (a YAML file's, a command line's) by :mod:`paystab.anomaly.options`.
     """
     _REGISTRY[name] = (config_cls, build)
 
@@ -91,9 +90,10 @@ def config_class(name: str) -> type[Any]:
     return entry[0]
 
 
-def create(name: str, options: dict[str, Any] | Node | None = None) -> Detector:
-    """A new detector registered as ``name`` with ``options`` (a dict, or a YAML node whose
-    errors name file:line:field); unknown names and options are an :class:`InvalidInput`."""
+def create(name: str, options: dict[str, Any] | None = None) -> Detector:
+    """A new detector registered as ``name`` with ``options``; an unknown name is an
+    :class:`InvalidInput`, bad options one :class:`~paystab.config.problems.ConfigInvalid`
+    naming each option as ``field`` (every problem at once)."""
     from paystab.anomaly.options import build_config
 
     config_cls = config_class(name)

@@ -1,6 +1,7 @@
 """Ensemble policy: which detectors run, and which must agree before traffic moves.
 
-Configured in YAML (errors name file:line:field)::
+Configured in YAML 1.2, read into a typed model by :mod:`paystab.anomaly.ensemble_config`
+(errors name file:line:field, every problem at once)::
 
     detectors:                      # name -> options (see each detector's config class)
       failure_rate: {false_alarm_every_h: 24h}
@@ -29,7 +30,6 @@ from paystab.anomaly import base
 from paystab.anomaly.base import Detection, Detector
 from paystab.collector.series import Sample
 from paystab.exceptions import InvalidInput
-from paystab.yamlsrc import Node, load_yaml, load_yaml_text
 
 DEFAULT_RULES: tuple[tuple[str, ...], ...] = (("failure_rate",), ("hang",), ("latency",))
 
@@ -106,48 +106,17 @@ def default_policy() -> EnsemblePolicy:
     return EnsemblePolicy(detectors, [tuple(r) for r in DEFAULT_RULES])
 
 
-def policy_from_node(root: Node) -> EnsemblePolicy:
-    root.only_keys({"detectors", "failover"})
-    detectors: dict[str, Detector] = {}
-    det_node = root.get("detectors")
-    if det_node is None:
-        detectors = {name: base.create(name) for name in ("failure_rate", "hang", "latency")}
-    else:
-        for name, options in det_node.items():
-            if name not in base.names():
-                raise options.error(f"unknown detector '{name}'",
-                                    expected="one of " + ", ".join(base.names()))
-            detectors[name] = base.create(name, options)
-    rules: list[tuple[str, ...]] = []
-    within_s = 10.0
-    failover = root.get("failover")
-    if failover is not None:
-        failover.only_keys({"when", "within_s"})
-        if failover.get("within_s") is not None:
-            within_s = failover.field("within_s").as_duration_s(lo=0.0)
-        when = failover.get("when")
-        for rule_node in when.elements() if when is not None else []:
-            names = [e.as_str() for e in rule_node.elements()]
-            if not names:
-                raise rule_node.error("empty rule", expected="a list of detector names")
-            for e in rule_node.elements():
-                if e.value not in detectors and e.value != "alertmanager":
-                    raise e.error(f"detector '{e.value}' is not configured",
-                                  expected="one of " + ", ".join(sorted(detectors)))
-            rules.append(tuple(names))
-    if not rules:
-        rules = [r for r in (tuple(x) for x in DEFAULT_RULES) if r[0] in detectors]
-        rules = rules or [(name,) for name in detectors]
-    return EnsemblePolicy(detectors, rules, within_s)
-
-
 def load_policy(path: str | Path) -> EnsemblePolicy:
     """Read an ensemble policy file (see the module docstring for the format)."""
-    return policy_from_node(load_yaml(path))
+    from paystab.anomaly.ensemble_config import load_policy as load
+
+    return load(path)
 
 
 def policy_from_text(text: str, source: str = "<policy>") -> EnsemblePolicy:
-    return policy_from_node(load_yaml_text(text, source))
+    from paystab.anomaly.ensemble_config import policy_from_text as parse
+
+    return parse(text, source)
 
 
 def rules_text(rules: Sequence[tuple[str, ...]]) -> str:

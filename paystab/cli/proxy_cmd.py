@@ -3,7 +3,8 @@
 The ``chaos`` group (``chaos_cmds``) adds :data:`proxy_command` under the name ``proxy``.
 The command serves until Ctrl-C or SIGTERM, then closes every proxy and exits 0. A
 ``--config`` file is Toxiproxy's ``-config`` JSON (a list of ``{name, listen, upstream,
-enabled}``), checked with file:line messages before anything listens.
+enabled}``; :mod:`paystab.chaos.proxy_server.config_file`), checked before anything
+listens, every problem at once with file:line messages.
 """
 
 from __future__ import annotations
@@ -21,45 +22,13 @@ from paystab.exceptions import EnvironmentProblem, InvalidInput
 if TYPE_CHECKING:
     from paystab.chaos.proxy_server import ProxyServer
 
-_CONFIG_FIELDS = {"name", "listen", "upstream", "enabled"}
-
 
 def load_proxy_config(path: Path, allow_public: bool) -> list[dict[str, Any]]:
-    """Read a Toxiproxy populate/config JSON file into the list ``POST /populate`` takes."""
-    from paystab.chaos.proxy_server.addresses import AddressError, split_host_port
-    from paystab.net import is_loopback_host
-    from paystab.yamlsrc import load_yaml
+    """Read a Toxiproxy config file into the list ``POST /populate`` takes (exit 2 listing
+    every problem). Imported here, not at the top: the CLI imports only click at start."""
+    from paystab.chaos.proxy_server.config_file import load_proxy_config as load
 
-    root = load_yaml(path)  # JSON is YAML: this gives every value its line
-    proxies: list[dict[str, Any]] = []
-    for node in root.elements():
-        node.only_keys(_CONFIG_FIELDS)
-        name_node = node.field("name")
-        name = name_node.as_str()
-        if any(p["name"] == name for p in proxies):
-            raise name_node.error(f"duplicate proxy name {name!r}", expected="unique names")
-        entry: dict[str, Any] = {"name": name, "upstream": node.field("upstream").as_str()}
-        for key in ("listen", "upstream"):
-            field = node.get(key)
-            if field is None:
-                continue
-            try:
-                host, _ = split_host_port(field.as_str())
-            except AddressError as exc:
-                raise field.error(str(exc), expected="HOST:PORT") from None
-            if key == "listen":
-                if not allow_public and not is_loopback_host(host):
-                    raise field.error(
-                        f"{field.value!r} is not a loopback address",
-                        expected="127.0.0.1:PORT (or start with --token)",
-                    )
-                entry["listen"] = field.value
-        enabled = node.get("enabled")
-        if enabled is not None:
-            entry["enabled"] = enabled.as_bool()
-        proxies.append(entry)
-    return proxies
-
+    return load(path, allow_public)
 
 async def _serve(server: ProxyServer, proxies: list[dict[str, Any]], source: str) -> None:
     from paystab.chaos.proxy_server import ApiError

@@ -1,7 +1,8 @@
 """``paystab schema``: the JSON Schemas of paystab's config files, for editors and CI.
 
-``schema export DIR`` writes ``runbook.schema.json``, ``stack-config.schema.json``,
-``mix.schema.json`` and ``watch.schema.json``; ``schema show KIND`` prints one. The same
+``schema export DIR`` writes one ``KIND.schema.json`` per config file kind
+(:data:`paystab.config.schemas.KINDS`: runbook, stack-config, mix, alert-spec, watch,
+proxy-config, ensemble, …); ``schema show KIND`` prints one. The same
 files ship inside the package (``paystab/schemas/``). Parse, call, render: nothing else.
 """
 
@@ -14,7 +15,7 @@ import click
 
 @click.group("schema")
 def schema_group() -> None:
-    """JSON Schemas of the config files (runbook, stack-config, mix, watch).
+    """JSON Schemas of the config files (runbook, stack-config, mix, proxy-config, …).
 
     \b
     Example:
@@ -42,7 +43,8 @@ def schema_export(directory: Path) -> None:
 @schema_group.command("show")
 @click.argument("kind")
 def schema_show(kind: str) -> None:
-    """Print the JSON Schema of KIND: runbook, stack-config, mix or watch.
+    """Print the JSON Schema of KIND (runbook, stack-config, mix, alert-spec, watch,
+    proxy-config, ensemble, …; `schema export` writes them all).
 
     \b
     Example:

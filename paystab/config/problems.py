@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from paystab import suggest
 from paystab.config.yaml12 import Loc, line_of, loc_text
@@ -139,6 +139,10 @@ class Problems:
             elif kind == "literal_error":
                 problem = f"got {describe(value)}"
                 expected = f"one of {ctx.get('expected')}"
+            elif kind == "too_short":
+                count = ctx.get("actual_length")
+                problem = "an empty list" if count == 0 else f"only {count} item(s)"
+                expected = f"at least {ctx.get('min_length')} item(s)"
             elif kind == "string_pattern_mismatch":
                 problem = f"{value!r} is not of the expected form"
                 expected = f"text matching {ctx.get('pattern')}"
@@ -170,7 +174,10 @@ class Problems:
 
 
 def _unwrap(tp: Any) -> list[Any]:
-    """The concrete types behind ``Annotated``/``Optional``/unions."""
+    """The concrete types behind ``Annotated``/``Optional``/unions (and a ``RootModel``'s
+    root, whose file is a list or a mapping rather than a model's fields)."""
+    if isinstance(tp, type) and issubclass(tp, RootModel):
+        return _unwrap(tp.model_fields["root"].annotation)
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         return _unwrap(typing.get_args(tp)[0])

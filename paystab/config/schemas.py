@@ -61,6 +61,18 @@ def _stack() -> type[BaseModel]:
     return StackFile
 
 
+def _proxy_config() -> type[BaseModel]:
+    from paystab.chaos.proxy_server.config_file import ProxyConfigModel
+
+    return ProxyConfigModel
+
+
+def _ensemble() -> type[BaseModel]:
+    from paystab.anomaly.ensemble_config import EnsembleConfigModel
+
+    return EnsembleConfigModel
+
+
 # kind -> (title, model); the kind names the file: runbook.schema.json …
 KINDS: dict[str, tuple[str, Callable[[], type[BaseModel]]]] = {
     "runbook": ("paystab runbook", _runbook),
@@ -68,6 +80,8 @@ KINDS: dict[str, tuple[str, Callable[[], type[BaseModel]]]] = {
     "mix": ("paystab load --mix", _mix),
     "alert-spec": ("paystab rules/dashboards export --spec", _alert_spec),
     "watch": ("paystab watch config", _watch),
+    "proxy-config": ("paystab chaos proxy --config", _proxy_config),
+    "ensemble": ("paystab detector ensemble policy", _ensemble),
     "stack": ("paystab stack file", _stack),
 }
 

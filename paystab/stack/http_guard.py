@@ -27,6 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import TypeAdapter
 
 from paystab.exceptions import InvalidInput
 from paystab.stack.payment_api import MAX_BODY_BYTES, MAX_JSON_DEPTH, PROBLEM_TYPE, RequestProblem
@@ -67,7 +68,9 @@ class GatewayLimits:
                 raise InvalidInput(f"{name} must be positive, got {text!r}", field=flag,
                                    expected="a positive number")
             values[name] = number
-        return cls(**values)  # type: ignore[arg-type]  # names and types checked above
+        # names and types are checked above; the adapter builds the dataclass typed, where
+        # cls(**values) needed a `type: ignore` (a typo in a name would pass mypy)
+        return TypeAdapter(cls).validate_python(values)
 
     def handler_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for aiohttp's request handler (via ``AppRunner``)."""
