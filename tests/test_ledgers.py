@@ -311,3 +311,49 @@ def test_cli_needs_something_to_reconcile(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_main(monkeypatch, capsys, "reconcile")
     assert code == 2 and "--ledgers" in err
+
+
+def test_the_reference_stack_reconciles_the_same_through_its_stack_file(tmp_path: Path) -> None:
+    """``paystab up``'s stack file says merchant: paystab_gateway, psp: simulators: the
+    ledgers path must count what the reference reconciler counts, on the same files."""
+    import sqlite3
+
+    from paystab.stack.ledger import SCHEMA
+    from paystab.stack.providers.ledger import ProviderLedger
+    from paystab.stack.reconcile import reconcile
+
+    gateway = tmp_path / "gateway.db"
+    with sqlite3.connect(gateway) as db:
+        db.executescript(SCHEMA)
+        for pid, status in (("pay_1", "approved"), ("pay_2", "approved"), ("pay_3", "approved"),
+                            ("pay_4", "failed"), ("pay_5", "processing"),
+                            ("pay_6", "declined"), ("pay_7", "approved")):
+            db.execute("INSERT INTO payments (id, idempotency_key, fingerprint, status, amount,"
+                       " currency, method, country, created_at, updated_at) VALUES"
+                       " (?, ?, 'f', ?, 1000, 'JPY', 'card', 'JP', 0, 0)", (pid, pid, status))
+        db.execute("INSERT INTO attempts VALUES ('pay_7', 1, 'card-alpha', 'k7a', 'voided',"
+                   " NULL, 'ch_7a', 0, 0)")
+    books = {name: tmp_path / f"{name}.db" for name in ("card-alpha", "card-bravo")}
+    alpha, bravo = ProviderLedger(books["card-alpha"]), ProviderLedger(books["card-bravo"])
+    for book, key, pid, status in ((alpha, "k1", "pay_1", "captured"),
+                                   (alpha, "k2a", "pay_2", "captured"),
+                                   (bravo, "k2b", "pay_2", "captured"),
+                                   (bravo, "k4", "pay_4", "captured"),
+                                   (alpha, "k6", "pay_6", "declined"),
+                                   (alpha, "k7a", "pay_7", "voided"),
+                                   (bravo, "k7b", "pay_7", "captured")):
+        book.insert(key, pid, f"ref-{key}", 1000, "JPY", "card", status, "approved", 0.0, None)
+    alpha.close()
+    bravo.close()
+    paths = {name: str(path) for name, path in books.items()}
+    reference = reconcile(gateway, dict(paths))
+    spec = LedgersSpec.model_validate({"merchant": {"kind": "paystab_gateway",
+                                                    "path": "gateway.db"},
+                                       "psp": [{"kind": "simulators"}]})
+    ours = reconcile_ledgers(spec, tmp_path, paths)
+    counts = ("double_charges", "lost_payments", "orphans", "voided_late_successes",
+              "captures", "payments")
+    assert [getattr(ours, c) for c in counts] == [getattr(reference, c) for c in counts] == [
+        1, 1, 1, 1, 5, 7]
+    assert sorted((f.kind, f.payment_id) for f in ours.findings) == sorted(
+        (f.kind, f.payment_id) for f in reference.findings)
