@@ -10,6 +10,8 @@ order, an order paid by nobody, a capture for an order the shop marked failed.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from typing import Any
 import pytest
 import requests
 
+from paystab.cli import main as cli_main
 from paystab.exceptions import InvalidInput
 from paystab.ledgers.reconcile import reconcile_ledgers
 from paystab.ledgers.spec import LedgersSpec
+from paystab.stack.endpoints import StackEndpoints
 from tests.conftest import require
 from tests.conftest_providers import universal_spec
 from tests.psp_sim_thread import SimThread
@@ -117,7 +121,8 @@ lost-1,pending,4000,JPY
 
 
 def test_each_dialect_keeps_the_merchants_reference(sims: SimThread, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     _stripe(sims, monkeypatch, amount=1999, currency="usd", metadata={"order_id": "s-1"})
     _stripe(sims, monkeypatch, amount=500, currency="usd", description="s-2")
     for _ in range(2):  # the shop retried with a new PaymentIntent: charged twice
@@ -149,3 +154,18 @@ def test_each_dialect_keeps_the_merchants_reference(sims: SimThread, tmp_path: P
     assert caught.value.field == "ledgers.psp[0].only" and "'t-stripe'" in caught.value.message
     with pytest.raises(InvalidInput, match="no simulator ledgers"):
         reconcile_ledgers(spec, tmp_path, {})
+
+    # The CLI: the ledgers file beside the orders, the simulators from the ready file.
+    assert sims.running is not None
+    StackEndpoints("http://127.0.0.1:9", dict(sims.running.endpoints)).write(
+        tmp_path / "ready.json")
+    (tmp_path / "ledgers.yaml").write_text("merchant: {kind: csv, path: orders.csv, "
+                                           "columns: {reference: id}}\npsp: [{kind: simulators}]\n")
+    monkeypatch.setattr(sys, "argv", ["paystab", "reconcile", "--ledgers",
+                                      str(tmp_path / "ledgers.yaml"), "--ready-file",
+                                      str(tmp_path / "ready.json"), "--json", "-"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main()
+    assert exit_info.value.code == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["double_charges"], data["lost_payments"], data["orphans"]) == (1, 1, 1)
