@@ -1,0 +1,97 @@
+"""The shop's own Prometheus metrics (prometheus-client), served at ``GET /metrics``.
+
+=====================================  =====================================================
+shop_psp_requests_total{psp,outcome}   PSP calls by outcome: approved, declined, error,
+                                       timeout (declines are the customer's, not the PSP's)
+shop_psp_request_seconds{psp}          histogram of PSP call durations
+shop_psp_inflight_requests{psp}        PSP calls waiting for an answer now
+shop_psp_oldest_inflight_seconds{psp}  age of the oldest of them (0 when none): a PSP that
+                                       stopped answering shows here at once, long before a
+                                       timeout completes a call
+shop_psp_enabled{psp}                  1 when routing may use the PSP (the failover switch)
+shop_psp_in_doubt_payments{psp}        payments whose charge at the PSP is still unknown
+shop_orders_total{state}               orders by the state payment left them in
+shop_checkout_seconds                  histogram of the time to answer a pay request
+=====================================  =====================================================
+
+Every PSP's label set exists from the start (at 0), so a query never misses a quiet PSP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+OUTCOMES = ("approved", "declined", "error", "timeout")
+ORDER_STATES = ("paid", "declined", "failed")
+PSP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0,
+                 5.0)
+
+
+class InflightCalls(Collector):
+    """PSP calls in progress, from any thread; read at scrape time."""
+
+    def __init__(self, psps: Iterable[str]) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._started: dict[str, dict[int, float]] = {name: {} for name in psps}
+
+    @contextmanager
+    def track(self, psp: str) -> Iterator[None]:
+        call_id = next(self._ids)
+        with self._lock:
+            self._started[psp][call_id] = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._started[psp][call_id]
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        count = GaugeMetricFamily("shop_psp_inflight_requests",
+                                  "PSP calls waiting for an answer", labels=["psp"])
+        oldest = GaugeMetricFamily("shop_psp_oldest_inflight_seconds",
+                                   "Age of the oldest PSP call waiting for an answer",
+                                   labels=["psp"])
+        with self._lock:
+            for psp, started in self._started.items():
+                count.add_metric([psp], len(started))
+                oldest.add_metric([psp], now - min(started.values()) if started else 0.0)
+        yield count
+        yield oldest
+
+
+class ShopMetrics:
+    def __init__(self, psps: list[str]) -> None:
+        self.registry = CollectorRegistry()
+        self.psp_requests = Counter("shop_psp_requests", "PSP calls by outcome",
+                                    ["psp", "outcome"], registry=self.registry)
+        self.psp_seconds = Histogram("shop_psp_request_seconds", "PSP call duration", ["psp"],
+                                     buckets=PSP_BUCKETS_S, registry=self.registry)
+        self.psp_enabled = Gauge("shop_psp_enabled", "1 when routing may use the PSP", ["psp"],
+                                 registry=self.registry)
+        self.in_doubt = Gauge("shop_psp_in_doubt_payments",
+                              "Payments whose charge at the PSP is still unknown", ["psp"],
+                              registry=self.registry)
+        self.orders = Counter("shop_orders", "Orders by the state payment left them in",
+                              ["state"], registry=self.registry)
+        self.checkout_seconds = Histogram("shop_checkout_seconds", "Time to answer a pay request",
+                                          registry=self.registry)
+        self.inflight = InflightCalls(psps)
+        self.registry.register(self.inflight)
+        for psp in psps:
+            for outcome in OUTCOMES:
+                self.psp_requests.labels(psp, outcome)
+            self.psp_seconds.labels(psp)
+            self.psp_enabled.labels(psp).set(1)
+            self.in_doubt.labels(psp)
+        for state in ORDER_STATES:
+            self.orders.labels(state)
