@@ -229,6 +229,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "paystab detect": ("paystab detect --input counts.csv --json anomalies.json",),
     "paystab load": ("paystab load --ready-file stack.json --rps 200 --duration 2m "
                      "--threshold 'p(99)<500' --json result.json",),
+    "paystab load worker": ("paystab load worker --master-host 10.0.0.5 --flow checkout.yaml "
+                            "--token \"$PAYSTAB_TOKEN\"",),
     "paystab load capacity": ("paystab load capacity --ready-file stack.json --max-rps 1000 "
                               "--json capacity.json",),
     "paystab drill": ("paystab drill provider-timeout --duration 30s --out out/ "

@@ -122,12 +122,12 @@ def detect(input_path: str | None, fmt: str, detector_names: tuple[str, ...],
 
 
 def _render(rows: list[dict[str, Any]], names: tuple[str, ...]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from paystab.cli.plain import show
+
     if not rows:
-        console.print(f"no anomalies found (detectors: {', '.join(names)})")
+        click.echo(f"no anomalies found (detectors: {', '.join(names)})")
         return
     table = Table(title=f"{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'}")
     for column in ("provider", "start", "detected at", "detector", "score", "reason"):
@@ -135,7 +135,7 @@ def _render(rows: list[dict[str, Any]], names: tuple[str, ...]) -> None:
     for row in rows:
         table.add_row(str(row["provider"]), str(row["start"]), str(row["detected_at"]),
                       row["detector"], f"{row['score']:.2f}", row["reason"])
-    console.print(table)
+    show(table)  # a table on a terminal, key=value lines in a pipe
 
 
 def register(group: click.Group) -> None:

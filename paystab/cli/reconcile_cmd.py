@@ -62,8 +62,9 @@ def reconcile_command(ready_file: Path | None, ledgers_file: Path | None,
 
 
 def _print(result: Reconciliation) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from paystab.cli.plain import show
 
     table = Table(title="Reconciliation", show_header=True)
     table.add_column("check")
@@ -71,7 +72,7 @@ def _print(result: Reconciliation) -> None:
     for name in (*_DEFECTS, "voided_late_successes", "payments", "captures"):
         value = getattr(result, name)
         table.add_row(name, f"[red]{value}[/red]" if name in _DEFECTS and value else str(value))
-    Console().print(table)
+    show(table)  # a table on a terminal, key=value lines in a pipe
     for finding in result.findings[:20]:
         click.echo(f"  {finding.kind}: {finding.payment_id or '(no reference)'}: "
                    f"{finding.detail}")

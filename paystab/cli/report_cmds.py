@@ -34,11 +34,10 @@ from paystab.outputs import check_output_file
 def report_command(report_file: str, html_file: str | None, junit_file: str | None,
                    json_file: str | None, quiet: bool, check: bool) -> None:
     """Re-render a saved drill report: terminal summary, HTML, JUnit XML, JSON."""
-    from rich.console import Console
-
+    from paystab.cli.plain import is_terminal, show
     from paystab.report.base import write_report
     from paystab.report.schema import load_report
-    from paystab.report.terminal import summary
+    from paystab.report.terminal import plain_summary, summary
 
     for flag, target in (("--html", html_file), ("--junit", junit_file), ("--json", json_file)):
         if target is not None:
@@ -57,7 +56,11 @@ def report_command(report_file: str, html_file: str | None, junit_file: str | No
         if not quiet:
             click.echo(f"wrote {Path(written)}", err=True)
     if not quiet:
-        Console(stderr=json_file == STDOUT).print(summary(report))
+        to_stderr = json_file == STDOUT
+        if is_terminal(to_stderr):
+            show(summary(report), stderr=to_stderr)
+        else:  # piped: the drill's own line form, one fact per line
+            click.echo(plain_summary(report), err=to_stderr, nl=False)
     if check and report.verdict == "fail":
         failed = [h.expr for h in report.hypotheses if h.ok is False]
         raise VerdictFailed(f"{report_file}: verdict fail"

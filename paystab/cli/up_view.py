@@ -10,15 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+import click
 from rich.table import Table
 
+from paystab.cli.plain import show
 from paystab.stack.endpoints import StackEndpoints
 from paystab.stack.supervisor import RunningStack
 
 
-def show_endpoints(endpoints: StackEndpoints, console: Console | None = None) -> None:
-    console = console or Console()
+def show_endpoints(endpoints: StackEndpoints) -> None:
+    """The stack's endpoints: a table on a terminal, ``key=value`` lines in a pipe."""
     table = Table(title="paystab reference stack", title_justify="left")
     table.add_column("part")
     table.add_column("url")
@@ -32,9 +33,9 @@ def show_endpoints(endpoints: StackEndpoints, console: Console | None = None) ->
         table.add_row("prometheus", endpoints.prometheus_url, "scrapes gateway and providers")
     if endpoints.alertmanager_url:
         table.add_row("alertmanager", endpoints.alertmanager_url, "")
-    console.print(table)
+    show(table)
     if endpoints.data_dir:
-        console.print(f"ledgers and logs: {endpoints.data_dir}   (Ctrl-C stops everything)")
+        click.echo(f"ledgers and logs: {endpoints.data_dir}   (Ctrl-C stops everything)")
 
 
 def start_monitoring(stack: RunningStack, alertmanager: bool) -> list[Any]:
