@@ -214,3 +214,14 @@ def test_a_ready_file_is_read_as_a_stack_file_and_up_writes_one_beside_it(tmp_pa
     written = write_beside(ready, endpoints)
     assert written == tmp_path / "stack.yaml"
     assert load_stack(written).spec == spec  # the same stack, either path
+
+
+@pytest.mark.slow  # starts the session's reference stack when no other test has
+def test_paystab_up_writes_the_stack_file_beside_its_ready_file(
+        reference_stack: StackEndpoints) -> None:
+    assert reference_stack.data_dir is not None
+    folder = Path(reference_stack.data_dir).parent
+    written = load_stack(folder / "stack.yaml")
+    assert written.spec == from_ready_file(folder / "ready.json")
+    assert written.spec.checkout.base_url == reference_stack.gateway_url
+    assert {s.name for s in written.spec.simulators} == set(reference_stack.providers)

@@ -82,6 +82,11 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
 
             extras = start_monitoring(stack, alertmanager)
         if ready_file:
+            from paystab.stackfile.reference import write_beside
+
+            # Before the ready file: whoever waits for it finds the stack file too.
+            click.echo(f"stack file: {write_beside(ready_file, endpoints)} "
+                       "(paystab drill RUNBOOK --stack FILE)")
             stack.publish(ready_file)
         show_endpoints(endpoints)
         started = True

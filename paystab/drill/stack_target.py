@@ -24,7 +24,6 @@ variables that depend on it, so hypotheses on them are "not applicable", never f
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import subprocess
@@ -303,12 +302,10 @@ class StackTarget(Target):
 
     def reconcile(self) -> ReconciliationRecord | None:
         ledgers = self.spec.ledgers
-        if ledgers is None:
+        if ledgers is None:  # a running reference stack still has its own ledgers
             return super().reconcile() if self.spec.ready_file is not None else None
-        reconcile_ledgers = getattr(importlib.import_module("paystab.ledgers"),
-                                    "reconcile_ledgers", None)
-        if reconcile_ledgers is None:
-            return super().reconcile() if self.spec.ready_file is not None else None
+        from paystab.ledgers.reconcile import reconcile_ledgers
+
         assert self.endpoints is not None
         books = {name: p.ledger for name, p in self.endpoints.providers.items() if p.ledger}
         result = reconcile_ledgers(ledgers, self.loaded.base_dir, books)

@@ -51,7 +51,7 @@ def stack_dict(endpoints: StackEndpoints, ready_file: str) -> dict[str, Any]:
     }
     if endpoints.gateway_ledger:
         data["ledgers"] = {"merchant": {"kind": "paystab_gateway",
-                                        "path": endpoints.gateway_ledger},
+                                        "path": str(Path(endpoints.gateway_ledger).resolve())},
                            "psp": [{"kind": "simulators"}]}
     return data
 
@@ -67,8 +67,13 @@ def from_ready_file(path: str | Path) -> StackFile:
 
 
 def write_beside(ready_file: Path, endpoints: StackEndpoints) -> Path:
-    """Write ``stack.yaml`` next to ``ready_file`` (which it names relatively); answer its path."""
+    """Write ``stack.yaml`` next to ``ready_file`` (which it names relatively); answer its path.
+
+    A ``stack.yaml`` there that ``paystab up`` did not write (the user's own) is kept: the
+    file is then ``<ready file stem>.stack.yaml``."""
     target = ready_file.parent / "stack.yaml"
+    if target.exists() and not target.read_text(errors="replace").startswith(_HEADER[:40]):
+        target = ready_file.parent / f"{ready_file.stem}.stack.yaml"
     data = stack_dict(endpoints, ready_file.name)
     stack_file_for(endpoints, ready_file.resolve())  # what is written is a valid stack file
     text = _HEADER.format(name=target) + yaml.safe_dump(data, sort_keys=False,
