@@ -101,10 +101,12 @@ def _table_intact(sqlite_db: Path) -> None:
     ("SELECT id FROM orders; DROP TABLE orders", "one statement at a time"),
     ("SELEKT * FROM orders", "syntax error"),
     ("SELECT * FROM order_lines", "no such table: order_lines"),
+    ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
+     "SELECT x AS order_id FROM n", "interrupted"),
 ])
 def test_sqlite_hostile_queries(sqlite_db: Path, query: str, words: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        reconcile_ledgers(_spec(f"sqlite:///{sqlite_db}", query), DATA, {})
+        reconcile_ledgers(_spec(f"sqlite:///{sqlite_db}", query, timeout=0.5), DATA, {})
     assert caught.value.field == "query" and words in caught.value.message
     assert caught.value.exit_code == 2
     _table_intact(sqlite_db)

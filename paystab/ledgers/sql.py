@@ -1,11 +1,12 @@
 """The merchant's orders from one SQL query, against any SQLAlchemy URL.
 
 The query runs in a read-only transaction that is always rolled back (SQLite:
-``PRAGMA query_only``; PostgreSQL: ``SET TRANSACTION READ ONLY`` and a
-``statement_timeout``): reconciliation reads the shop's book and never writes to it, whatever
-the query says. ``postgresql://`` and ``postgres://`` URLs use psycopg 3 (SQLAlchemy's own
-default would be psycopg2); ``sqlite:///orders.db`` is relative to the stack file, and a
-missing SQLite file is an error rather than a new empty database.
+``PRAGMA query_only`` and a progress handler that interrupts it past ``timeout``;
+PostgreSQL: ``SET TRANSACTION READ ONLY`` and a ``statement_timeout``): reconciliation
+reads the shop's book and never writes to it, whatever the query says. ``postgresql://``
+and ``postgres://`` URLs use psycopg 3 (SQLAlchemy's own default would be psycopg2);
+``sqlite:///orders.db`` is relative to the stack file, and a missing SQLite file is an
+error rather than a new empty database.
 
 Errors never show the password: the URL is rendered with it hidden, and any text the driver
 returns is scrubbed of it. A URL that cannot be parsed, a driver that does not exist, a
@@ -15,6 +16,7 @@ cannot be reached is an :class:`EnvironmentProblem` (exit 4).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +111,10 @@ def read_sql(spec: SqlLedger, base_dir: Path) -> list[MerchantRow]:
         @event.listens_for(engine, "connect")
         def _read_only(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.execute("PRAGMA query_only = ON")
+            # SQLite has no statement timeout: interrupt the query past the deadline.
+            deadline = time.monotonic() + spec.timeout
+            dbapi_connection.set_progress_handler(
+                lambda: 1 if time.monotonic() > deadline else 0, 10_000)
 
     try:
         try:
