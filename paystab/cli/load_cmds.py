@@ -25,6 +25,7 @@ from paystab.cli.conventions import (
     plain_output,
     positive_rate,
 )
+from paystab.cli.plain import show
 from paystab.exceptions import Aborted, Inconclusive, InvalidInput, VerdictFailed
 from paystab.outputs import check_output_file
 from paystab.units import DURATION_EXPECTED, parse_cli_duration_s
@@ -156,7 +157,7 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
 
     console = _console()
     if list_profiles:
-        console.print(profiles_table(catalogue()))
+        show(profiles_table(catalogue()))
         return
     from paystab.loadtest.mix import PaymentMix
     from paystab.loadtest.plan import build_plan
@@ -203,7 +204,7 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     else:
         if json_dest:
             result.write_json(json_dest)
-        console.print(result_view(result, plain=plain_output()))
+        show(result_view(result, plain=plain_output()))  # piped: lines, never wrapped
         if result.workers is not None:
             console.print(_workers_line(result.workers))
     if result.interrupted:
@@ -350,7 +351,7 @@ def capacity(target: str | None, ready_file: str | None, start_rps: str, max_rps
     if json_dest:
         emit_json(result.to_json(), json_dest)
     if json_dest != "-":
-        _console().print(capacity_view(result))
+        show(capacity_view(result))  # piped: key=value lines
     if result.interrupted:
         raise Aborted("the capacity search was interrupted")
     if not result.passed:
