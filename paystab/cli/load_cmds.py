@@ -174,7 +174,7 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     peak = _rate(expected_peak, "--expected-peak")
     _check_processes(processes, plan.users)
     _check_outputs(json_dest, ("--csv", csv_path), ("--html", html_path))
-    _check_master(master, expect_workers, processes, plan.users)
+    _check_master(master, expect_workers, processes, plan.users, master_bind_host, token)
     user_classes, target = load_locustfile(locustfile, target, ready_file)
     url = resolve_target(target, ready_file)
     check_reachable(url)
@@ -187,7 +187,8 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     with _graceful_stop() as stop:
         remote = None
         if master and expect_workers is not None:
-            from paystab.loadtest.distributed import RemoteWorkers, identify
+            from paystab.loadtest.distributed import RemoteWorkers
+            from paystab.loadtest.worker_admission import identify
 
             remote = RemoteWorkers(
                 expect_workers, identify(plan.flow, locustfile), bind_host=master_bind_host,
@@ -218,7 +219,11 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
                  "run again")
 
 
-def _check_master(master: bool, expect_workers: int | None, processes: int, users: int) -> None:
+def _check_master(master: bool, expect_workers: int | None, processes: int, users: int,
+                  bind_host: str, token: str | None) -> None:
+    """The --master flags, before any traffic (exit 2); Locust is not imported yet."""
+    from paystab.loadtest.worker_admission import check_bind
+
     if not master:
         if expect_workers is not None:
             raise InvalidInput("--expect-workers needs --master", source="--expect-workers",
@@ -233,6 +238,7 @@ def _check_master(master: bool, expect_workers: int | None, processes: int, user
     if users < expect_workers:
         raise InvalidInput(f"{users} users cannot be shared by {expect_workers} workers",
                            source="--users", expected=f"at least {expect_workers} users")
+    check_bind(bind_host, token)
 
 
 def _workers_line(workers: dict[str, Any]) -> str:
@@ -266,8 +272,8 @@ def worker(master_host: str, master_port: int, flow_path: str | None, locustfile
     timeout_s = _seconds(connect_timeout, "--connect-timeout") or 60.0
     user_classes, _ = load_locustfile(locustfile, None, None)
 
-    from paystab.loadtest.distributed import identify
     from paystab.loadtest.distributed_worker import run_worker  # imports Locust
+    from paystab.loadtest.worker_admission import identify
 
     run_worker(master_host, master_port, identify(flow, locustfile), user_classes, token=token,
                connect_timeout_s=timeout_s,

@@ -27,16 +27,16 @@ from locust.env import Environment
 from locust.runners import MASTER_HEARTBEAT_TIMEOUT, WorkerRunner
 
 from paystab.exceptions import Aborted, EnvironmentProblem, InvalidInput
-from paystab.loadtest.distributed import (
+from paystab.loadtest.distributed import message
+from paystab.loadtest.session import LoadSession, attach
+from paystab.loadtest.worker_admission import (
     MSG_HELLO,
     MSG_REFUSED,
     MSG_WELCOME,
     REFUSED_TOKEN,
     RunIdentity,
     hello,
-    message,
 )
-from paystab.loadtest.session import LoadSession, attach
 
 
 class _Answer:
@@ -83,6 +83,7 @@ def run_worker(master_host: str, master_port: int, identity: RunIdentity,
         from paystab.loadtest.userfile import install
         install(env)
     where = f"{master_host}:{master_port}"
+    say(f"connecting to the load master at {where} ({identity.describe()})")
     try:
         with gevent.Timeout(connect_timeout_s):
             runner = env.create_worker_runner(master_host, master_port)

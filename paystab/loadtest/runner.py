@@ -29,7 +29,7 @@ from rich.console import Console
 
 from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.loadtest import locustfile
-from paystab.loadtest.distributed import MSG_HELLO, RemoteWorkers
+from paystab.loadtest.distributed import RemoteWorkers
 from paystab.loadtest.live import LiveView
 from paystab.loadtest.mix import PaymentMix
 from paystab.loadtest.plan import LoadPlan, RetryPolicy, build_plan
@@ -38,6 +38,7 @@ from paystab.loadtest.result import LoadResult, build_result
 from paystab.loadtest.session import LoadSession, attach
 from paystab.loadtest.target import check_reachable
 from paystab.loadtest.thresholds import parse_thresholds
+from paystab.loadtest.worker_admission import MSG_HELLO
 from paystab.loadtest.workers import WorkerProcesses, free_port
 
 SPAWN_GRACE_S = 60.0  # added to the hard deadline: spawning users, workers connecting

@@ -23,7 +23,6 @@ from locust.event import Events
 from locust.runners import WorkerRunner
 
 from paystab.exceptions import PaystabError
-from paystab.loadtest.distributed import MSG_HELLO
 from paystab.loadtest.mix import PaymentMix
 from paystab.loadtest.plan import LoadPlan, build_plan
 from paystab.loadtest.profiles import parse_params
@@ -31,6 +30,7 @@ from paystab.loadtest.records import write_csv
 from paystab.loadtest.result import build_result
 from paystab.loadtest.session import LoadSession, attach, session_for
 from paystab.loadtest.thresholds import parse_thresholds
+from paystab.loadtest.worker_admission import MSG_HELLO
 
 log = logging.getLogger("paystab.load")
 
@@ -109,8 +109,8 @@ def _report(session: LoadSession, options: Any) -> None:
 def _hello(environment: Environment, runner: WorkerRunner) -> None:
     """Announce paystab's payment to a ``paystab load --master`` (which admits only workers
     that do; a stock master ignores it). The token comes from ``PAYSTAB_TOKEN``."""
-    from paystab.loadtest.distributed import identify
     from paystab.loadtest.distributed_worker import register_hello
+    from paystab.loadtest.worker_admission import identify
 
     def refused(answer: dict[str, Any]) -> None:
         log.error("paystab: the load master refused this worker: %s", answer.get("reason"))
