@@ -141,7 +141,8 @@ class StackTarget(Target):
                 python_command("-m", "paystab", "provider", "all", "--port", "0",
                                "--admin-port", "0", "--config", str(config),
                                "--data-dir", str(self.data_dir / "simulators"),
-                               "--ready-file", str(ready)),
+                               "--ready-file", str(ready),
+                               *(["--tls"] if any(s.tls for s in self.spec.simulators) else [])),
                 what="paystab provider all (stack file)", stdout=log,
                 stderr=subprocess.STDOUT, env=child_env(), stdin=subprocess.DEVNULL)
         _wait_for_file(ready, self.simulators_proc, log_path, "the PSP simulators")

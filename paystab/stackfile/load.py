@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from paystab.config.problems import Problems, did_you_mean
-from paystab.config.yaml12 import Loc, load_with_lines
+from paystab.config.yaml12 import Loc, load_with_lines, loc_text
 from paystab.exceptions import InvalidInput
 from paystab.stackfile.model import StackFile
 from paystab.stackfile.templates import SIMULATOR_FIELDS, TemplateProblem, fill_env, simulator_refs
@@ -53,18 +53,21 @@ def _is_late(loc: Loc) -> bool:
     return any(loc[:len(prefix)] == prefix for prefix in _LATE)
 
 
-def _fill(value: Any, loc: Loc, problems: Problems, environ: Mapping[str, str]) -> Any:
-    """``value`` with ``${env:…}`` filled in every string; problems at their field."""
+def _fill(value: Any, loc: Loc, problems: Problems, environ: Mapping[str, str],
+          unfilled: set[Loc]) -> Any:
+    """``value`` with ``${env:…}`` filled in every string; problems at their field, and the
+    fields left unfilled in ``unfilled`` (what the model then says about them is noise)."""
     if isinstance(value, dict):
-        return {k: _fill(v, (*loc, k), problems, environ) for k, v in value.items()}
+        return {k: _fill(v, (*loc, k), problems, environ, unfilled) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill(v, (*loc, i), problems, environ) for i, v in enumerate(value)]
+        return [_fill(v, (*loc, i), problems, environ, unfilled) for i, v in enumerate(value)]
     if isinstance(value, str) and "$" in value:
         late = _is_late(loc)
         try:
             filled = fill_env(value, environ, final=not late)
         except TemplateProblem as exc:
             problems.add(loc, exc.problem, exc.expected)
+            unfilled.add(loc)
             return value
         if not late and simulator_refs(value):
             problems.add(loc, "${simulators.…} is only filled in service.env and service.command",
@@ -199,6 +202,12 @@ def _cross_checks(spec: StackFile, problems: Problems) -> None:
                 problems.add(("ledgers", "psp", i), "reads the simulators' ledgers, but the "
                              "file declares no simulators", "a simulators: list, or a "
                              "settlement report")
+    for i, sim in enumerate(spec.simulators):
+        if sim.tls != spec.simulators[0].tls:
+            problems.add(("simulators", i, "tls"), f"tls: {str(sim.tls).lower()} here but "
+                         f"{str(spec.simulators[0].tls).lower()} for {spec.simulators[0].name}",
+                         "the same tls for every simulator (they run in one process)")
+            break
     sim_names = {s.name for s in spec.simulators}
     if spec.ledgers is not None:
         from paystab.ledgers.spec import SimulatorLedgers
@@ -235,7 +244,9 @@ def parse_stack(text: str, source: str, base_dir: Path,
     if not isinstance(value, dict):
         problems.add((), "a stack file is a mapping", "keys such as name, checkout, simulators")
         problems.raise_if_any()
-    value = _fill(value, (), problems, os.environ if environ is None else environ)
+    unfilled: set[Loc] = set()
+    value = _fill(value, (), problems, os.environ if environ is None else environ, unfilled)
+    template_problems = list(problems.found)
     names = _simulator_names(value, problems)
     _check_refs(value, names, problems)
     _check_detectors(value, problems)
@@ -251,6 +262,10 @@ def parse_stack(text: str, source: str, base_dir: Path,
     if spec is not None:
         spec = _check_files(spec, base_dir, problems)
         _cross_checks(spec, problems)
+    if unfilled:  # one problem per unset variable, not one more per check it then fails
+        fields = {loc_text(loc) for loc in unfilled}
+        problems.found = [p for p in problems.found
+                          if p in template_problems or p.field not in fields]
     problems.raise_if_any()
     assert spec is not None
     return spec

@@ -108,6 +108,9 @@ class SimulatorSpec(Strict):
     env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN, description=(
         "the variable the service reads this PSP's base URL from (documentation when there "
         "is no service: block)"))
+    tls: bool = Field(default=False, description=(
+        "serve HTTPS with a local CA (its PEM: ${simulators.NAME.ca_file}); the simulators "
+        "run in one process, so the same for all of them"))
     latency_median: Duration | None = Field(default=None, ge=0, le=60)
     decline_mix: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
         default=None, description="unified decline code -> share of charges, e.g. "
