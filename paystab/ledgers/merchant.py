@@ -33,15 +33,16 @@ def read_merchant(spec: MerchantLedger, base_dir: Path) -> list[MerchantRow]:
 
 
 def build_row(values: Mapping[str, object], spec: SqlLedger | CsvLedger, where: str,
-              problem: Problem) -> MerchantRow | None:
-    """One merchant row from ``values`` (column name -> value); None for ``ignore``."""
+              problem: Problem, mapping: Mapping[str, str] | None = None) -> MerchantRow | None:
+    """One merchant row from ``values`` (column name -> value); None for ``ignore``.
+    ``mapping`` is ``spec.status_map()``, passed in by callers reading many rows."""
     columns = spec.columns
     reference = _text(values.get(columns.reference))
     if not reference:
         raise problem(columns.reference, "empty reference",
                       "the merchant's order or payment reference")
     raw_status = _text(values.get(columns.status))
-    mapping = spec.status_map()
+    mapping = spec.status_map() if mapping is None else mapping
     status = mapping.get(raw_status.lower())
     if status is None:
         raise problem(columns.status, f"unknown status {raw_status!r}"
@@ -83,9 +84,10 @@ def read_merchant_csv(spec: CsvLedger, base_dir: Path) -> list[MerchantRow]:
     table.require(needed, "a merchant CSV",
                   hint="map your column names under ledgers.merchant.columns")
     out: list[MerchantRow] = []
+    mapping = spec.status_map()
     for row in table.rows:
         values = {column: row.get(column) for column in needed}
-        built = build_row(values, spec, f"{table.source}:{row.line}", row.problem)
+        built = build_row(values, spec, f"{table.source}:{row.line}", row.problem, mapping)
         if built is not None:
             out.append(built)
     return out

@@ -156,6 +156,7 @@ def read_sql(spec: SqlLedger, base_dir: Path) -> list[MerchantRow]:
                                expected=f"one of the query's columns ({', '.join(names)}), "
                                         "or an alias in the SELECT")
     out: list[MerchantRow] = []
+    mapping = spec.status_map()
     for number, record in enumerate(records, start=1):
         values = dict(zip(names, record, strict=False))
 
@@ -164,7 +165,7 @@ def read_sql(spec: SqlLedger, base_dir: Path) -> list[MerchantRow]:
             return InvalidInput(text, source=shown, field=f"row {number}: {column}",
                                 expected=expected)
 
-        built = build_row(values, spec, f"{shown} row {number}", problem)
+        built = build_row(values, spec, f"{shown} row {number}", problem, mapping)
         if built is not None:
             out.append(built)
     return out
