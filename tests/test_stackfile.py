@@ -140,6 +140,13 @@ def test_one_hostile_part(tmp_path: Path, text: str, where: str, words: str) -> 
     assert message.startswith(where) and words in message, message
 
 
+def test_an_unset_variable_is_one_problem_not_one_per_check(tmp_path: Path) -> None:
+    text = MINIMAL.replace("http://127.0.0.1:8080", "${env:SHOP_URL}")
+    assert problems_of(text, tmp_path) == [
+        "stack.yaml:4: checkout.base_url: environment variable SHOP_URL is not set "
+        "(expected SHOP_URL set in the environment of paystab)"]
+
+
 def test_env_templates_are_filled_and_simulator_ones_wait(tmp_path: Path) -> None:
     text = MINIMAL.replace("8080", "${env:SHOP_PORT}") + """\
 service:
