@@ -156,3 +156,12 @@ def test_a_group_never_adopted_is_still_rewritten_by_main() -> None:
     assert isinstance(result.exception, click.UsageError)
     assert usage_error_text(result.exception).startswith(
         "no command 'exprt' (did you mean 'export'?)\n  hint: see `loose --help`")
+
+
+def test_hidden_commands_are_not_suggested() -> None:
+    root = PaystabGroup("paystab")
+    root.add_command(click.Command("export"))
+    root.add_command(click.Command("exporter", hidden=True))
+    result = CliRunner().invoke(root, ["exportr"], standalone_mode=False)
+    assert isinstance(result.exception, click.UsageError)
+    assert result.exception.format_message() == "no command 'exportr' (did you mean 'export'?)"

@@ -152,7 +152,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
 def _no_command_message(ctx: click.Context, name: str) -> str:
     """``no command 'chaos injct' (did you mean 'chaos inject'?)``: names as typed in full."""
     group = ctx.command
-    known = group.list_commands(ctx) if isinstance(group, click.Group) else []
+    known = [name for name in group.list_commands(ctx)  # hidden ones are not offered
+             if not getattr(group.get_command(ctx, name), "hidden", False)] \
+        if isinstance(group, click.Group) else []
     below = " ".join(ctx.command_path.split()[1:])  # the group's path under ``paystab``
     meant = [c for c in SYNONYMS.get(below, {}).get(name.lower(), ()) if c in known]
     meant += [c for c in close_names(name, known, n=2, cutoff=0.5) if c not in meant]
