@@ -198,3 +198,22 @@ def test_failures_while_the_gateways_breaker_holds_traffic_back_are_not_a_cluste
     assert first_flag(breaker_open=True) == 0
     late = first_flag(breaker_open=False)
     assert late is not None and late >= 3
+
+
+def test_warm_up_counts_the_successes_not_yet_folded() -> None:
+    """Warm-up ends at ``warmup_attempts`` attempts, failures or not. A provider with no
+    failure keeps its successes pending until a block closes (1000 attempts or 60 s); counted
+    without them, 780 clean attempts still meant warm-up, and an error burst of 15 failures
+    in 48 attempts met only the dead-provider CUSUM."""
+    detector = FailureRateDetector(FailureRateConfig())
+    t = 0.0
+    for attempts in (19, 52, 50, 55, 65, 58, 45, 61, 51, 48, 64, 60, 52, 54):  # recorded
+        t += 1
+        assert detector.update(Sample(t, "card-alpha", attempts=attempts, interval_s=1.0)) is None
+    found = detector.update(Sample(t + 1, "card-alpha", attempts=48, failures=15, interval_s=1.0))
+    assert found is not None and found.detector == "failure_rate" and found.at == t + 1
+    assert "20.0%" in found.reason  # a burst, not the dead-provider CUSUM
+    fresh = FailureRateDetector(FailureRateConfig())  # and 199 attempts are still warm-up
+    fresh.update(Sample(1.0, "psp", attempts=100, interval_s=1.0))
+    fresh.update(Sample(2.0, "psp", attempts=99, interval_s=1.0))
+    assert fresh.update(Sample(3.0, "psp", attempts=48, failures=15, interval_s=1.0)) is None

@@ -9,13 +9,17 @@ Per provider it walks ``active -> drained -> probing -> active``:
 * after a **cool-down** (and, for a drain that came from an alert, once the alert resolved)
   it restores the provider **half-open**: traffic flows again while the controller watches
   its series for ``probation_s``; the detectors' evidence is reset first;
-* the probe **passes** (``probe_ok``) with at least ``min_probe_attempts`` attempts and a
-  failure ratio at most ``max_probe_failure_ratio`` and no detection; it **fails at once**
-  when ``PROBE_FAST_FAILURES`` failures already exceed that ratio of ``min_probe_attempts``
-  (half-open, like a breaker); otherwise the provider is drained again and the cool-down
-  **doubles** (up to ``max_cooldown_s``). The cool-down returns to its base only after
-  ``stable_s`` of confirmed health. That is the hysteresis: a flapping provider is tried
-  less and less often, never toggled at sample rate.
+* the probe **fails** on a detection, or when ``PROBE_FAST_FAILURES`` (two) or more
+  failures exceed ``max_probe_failure_ratio`` of the attempts — at once (half-open, like a
+  breaker) when they exceed it of ``min_probe_attempts`` already, else at the end. It
+  **passes** (``probe_ok``) once ``probation_s`` is over with ``min_probe_attempts``
+  attempts, or after ``3 x probation_s`` with fewer. A lone failure never fails a probe:
+  drained on one, a healthy provider whose last failure fell inside its fault was drained
+  11 s after the fault cleared, every attempt since having succeeded (a false failover in
+  ``provider-error-burst``). A failed probe drains again and the cool-down **doubles** (up
+  to ``max_cooldown_s``); it returns to its base only after ``stable_s`` of confirmed
+  health. That is the hysteresis: a flapping provider is tried less and less often, never
+  toggled at sample rate.
 
 **Host-wide slowness is not a provider's fault.** Before draining, the controller asks
 whether the host explains the detection, and if so it **holds** (keeps the provider, records
@@ -63,8 +67,8 @@ from paystab.collector.sampler import SeriesSource, run_sampler
 from paystab.collector.series import Sample
 from paystab.exceptions import EnvironmentProblem
 
-# Failures on probation that end it at once (when above the allowed ratio): two, not one, so
-# a single unlucky failure of a healthy provider (baseline ~0.5 %) does not re-drain it.
+# Failures on probation that fail it, at once (when above the allowed ratio): two, not one,
+# so a single unlucky failure of a healthy provider (baseline ~0.5 %) does not re-drain it.
 PROBE_FAST_FAILURES = 2
 
 
@@ -367,16 +371,21 @@ class FailoverController:
             return
         if elapsed < cfg.probation_s:
             return
-        enough = n >= cfg.min_probe_attempts
-        if not enough and elapsed < 3 * cfg.probation_s:
-            return
-        if (n == 0 and f == 0) or (n > 0 and f / n <= cfg.max_probe_failure_ratio):
-            track.phase, track.healthy_since = "active", now
-            self._emit(now, provider, "probe_ok", "controller",
-                       f"probation passed: {f} failures in {n} attempts over {elapsed:.1f}s")
-        else:
+        if n < cfg.min_probe_attempts and elapsed < 3 * cfg.probation_s:
+            return  # a trickle: wait for more evidence, up to 3 x probation_s
+        if f >= PROBE_FAST_FAILURES and f > cfg.max_probe_failure_ratio * n:
             self._drain(provider, "controller", f"{f} failures in {n} attempts on probation",
                         now, False)
+            return
+        # A lone failure passes, whatever the ratio says: against a trickle it is a large one
+        # (1 in 8 > 2 %), and judged at the end of a 3 x probation_s wait it is stale — in
+        # provider-error-burst it fell at 44 s, inside the fault, the four attempts after the
+        # fault cleared at 45 s all succeeded, and the drain came at 56 s (a false failover).
+        # If the provider is still failing, its next failure on probation, or the detectors
+        # that keep watching it once active, drain it again.
+        track.phase, track.healthy_since = "active", now
+        self._emit(now, provider, "probe_ok", "controller",
+                   f"probation passed: {f} failures in {n} attempts over {elapsed:.1f}s")
 
 
 def watch(

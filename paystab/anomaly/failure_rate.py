@@ -238,7 +238,12 @@ class CusumBank:
         """Apply ``run`` pending successes (floored), then one step of ``failures`` failures
         and ``successes`` successes; check every CUSUM."""
         s, a, b, h, runs = self.s, self.a, self.b, self.h, self.runs
-        armed = self.n_total + self.n_acc >= self.cfg.warmup_attempts
+        # ``run`` counts too: successes wait there (not in n_acc) until a failure or a block's
+        # end, so without them a provider that never failed stayed in warm-up for a whole
+        # block (1000 attempts or 60 s), not 200 attempts: replayed per second, a recorded
+        # provider-error-burst (15 failures in 48 attempts after 780 clean ones) was flagged
+        # 29 s late, on a lone failure, by the CUSUMs the first failures had half-filled.
+        armed = self.n_total + self.n_acc + run >= self.cfg.warmup_attempts
         consecutive = self.fail_run + failures if run == 0 else failures
         self.fail_run = 0 if successes else consecutive
         discount = min(consecutive, self.cluster) - 1 if self.discount_clusters else 0
