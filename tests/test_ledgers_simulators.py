@@ -161,11 +161,15 @@ def test_each_dialect_keeps_the_merchants_reference(sims: SimThread, tmp_path: P
         tmp_path / "ready.json")
     (tmp_path / "ledgers.yaml").write_text("merchant: {kind: csv, path: orders.csv, "
                                            "columns: {reference: id}}\npsp: [{kind: simulators}]\n")
-    monkeypatch.setattr(sys, "argv", ["paystab", "reconcile", "--ledgers",
-                                      str(tmp_path / "ledgers.yaml"), "--ready-file",
-                                      str(tmp_path / "ready.json"), "--json", "-"])
-    with pytest.raises(SystemExit) as exit_info:
-        cli_main()
-    assert exit_info.value.code == 1
-    data = json.loads(capsys.readouterr().out)
-    assert (data["double_charges"], data["lost_payments"], data["orphans"]) == (1, 1, 1)
+    (tmp_path / "stack.yaml").write_text("version: 1\nname: shop\nready_file: ready.json\n"
+                                         "ledgers:\n  merchant: {kind: csv, path: orders.csv, "
+                                         "columns: {reference: id}}\n")
+    for args in (["--ledgers", str(tmp_path / "ledgers.yaml"), "--ready-file",
+                  str(tmp_path / "ready.json")],
+                 ["--ledgers", str(tmp_path / "stack.yaml")]):  # its ready_file: is used
+        monkeypatch.setattr(sys, "argv", ["paystab", "reconcile", *args, "--json", "-"])
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main()
+        assert exit_info.value.code == 1, args
+        data = json.loads(capsys.readouterr().out)
+        assert (data["double_charges"], data["lost_payments"], data["orphans"]) == (1, 1, 1)

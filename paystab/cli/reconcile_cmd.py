@@ -26,7 +26,8 @@ _DEFECTS = ("double_charges", "lost_payments", "orphans", "amount_mismatches")
                "  paystab reconcile --ledgers ledgers.yaml --json findings.json")
 @click.option("--ready-file", type=click.Path(path_type=Path),
               help="The ready file of a running stack: the simulators' ledgers (and, "
-                   "without --ledgers, the gateway's).")
+                   "without --ledgers, the gateway's). Default with --ledgers: the stack "
+                   "file's ready_file:.")
 @click.option("--ledgers", "ledgers_file", type=click.Path(path_type=Path),
               help="A stack file (its ledgers: section) or a ledgers file (merchant:, psp:).")
 @json_option()
@@ -39,17 +40,18 @@ def reconcile_command(ready_file: Path | None, ledgers_file: Path | None,
     if ready_file is None and ledgers_file is None:
         raise InvalidInput("nothing to reconcile", source="--ledgers",
                            expected="--ledgers FILE, --ready-file FILE, or both")
-    endpoints = StackEndpoints.read(ready_file) if ready_file is not None else None
     if ledgers_file is None:
         from paystab.stack.reconcile import reconcile_stack
 
-        assert endpoints is not None and ready_file is not None
-        result = reconcile_stack(endpoints, str(ready_file))
+        assert ready_file is not None
+        result = reconcile_stack(StackEndpoints.read(ready_file), str(ready_file))
     else:
-        from paystab.ledgers.load import load_ledgers_file
+        from paystab.ledgers.load import load_ledgers_and_ready_file
         from paystab.ledgers.reconcile import reconcile_ledgers
 
-        spec = load_ledgers_file(ledgers_file)
+        spec, named = load_ledgers_and_ready_file(ledgers_file)
+        ready_file = ready_file or named  # the flag wins over the stack file's ready_file:
+        endpoints = StackEndpoints.read(ready_file) if ready_file is not None else None
         simulators = ({name: p.ledger for name, p in endpoints.providers.items() if p.ledger}
                       if endpoints is not None else {})
         result = reconcile_ledgers(spec, ledgers_file.parent, simulators)

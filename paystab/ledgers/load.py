@@ -2,7 +2,8 @@
 
 ``paystab reconcile --ledgers FILE`` reads either a file whose top level is the section
 itself (``merchant:``, ``psp:``) or a stack file (its ``ledgers:`` key; the rest of a stack
-file is ``paystab stack validate``'s business). ``${env:NAME}`` in a string is replaced
+file is ``paystab stack validate``'s business, but for its ``ready_file:``, which gives the
+simulators' ledgers). ``${env:NAME}`` in a string is replaced
 from the environment, as the stack-file loader does; every problem is reported at once as
 ``FILE:LINE: field: problem (expected ...)``.
 """
@@ -30,6 +31,13 @@ class _InStackFile(Strict):
 
 
 def load_ledgers_file(path: Path) -> LedgersSpec:
+    return load_ledgers_and_ready_file(path)[0]
+
+
+def load_ledgers_and_ready_file(path: Path) -> tuple[LedgersSpec, Path | None]:
+    """The ledgers, and the stack file's ``ready_file:`` (relative to it) when it names one:
+    the stack file ``paystab up`` writes points at its ready file, whose simulators'
+    ledgers ``kind: simulators`` reads."""
     data, lines = load_file_with_lines(path)
     problems = Problems(str(path), lines)
     if not isinstance(data, dict):
@@ -46,10 +54,12 @@ def load_ledgers_file(path: Path) -> LedgersSpec:
         problems.raise_if_any()
         raise  # not reached: a validation error is at least one problem
     problems.raise_if_any()
+    ready = data.get("ready_file") if in_stack_file else None
+    ready_file = path.parent / ready if isinstance(ready, str) and ready else None
     if isinstance(checked, _InStackFile):
-        return checked.ledgers
+        return checked.ledgers, ready_file
     assert isinstance(checked, LedgersSpec)
-    return checked
+    return checked, ready_file
 
 
 def _expand(value: Any, loc: Loc, problems: Problems) -> Any:
