@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -158,11 +157,12 @@ def test_the_schemas_are_shipped_and_catch_what_the_loaders_catch(kind: str) -> 
 
 
 def test_schema_export_writes_the_new_kinds(tmp_path: Path) -> None:
-    import subprocess
+    from click.testing import CliRunner
 
-    done = subprocess.run([sys.executable, "-m", "paystab", "schema", "export", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    from paystab.cli import cli
+
+    done = CliRunner().invoke(cli, ["schema", "export", str(tmp_path)])
+    assert done.exit_code == 0, done.output
     for kind in ("proxy-config", "ensemble"):
         written = json.loads((tmp_path / f"{kind}.schema.json").read_text())
         assert written == json_schema(kind)
