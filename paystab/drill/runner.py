@@ -170,7 +170,7 @@ class Drill:
     def _target(self, runbook: Runbook, out: Path) -> Target:
         if self._stack is not None:
             self._stack_target = StackTarget(self._stack, out / "stack", runbook.seed)
-            self._load_source = self._stack_target.load_source()  # exit 2 before it starts
+            self._stack_target.load_plan(runbook)  # a bad locustfile: exit 2 before it starts
             return self._stack_target
         if self.options.target_url or self.options.ready_file or not runbook.target.reference:
             return RemoteTarget(self.options.target_url or runbook.target.gateway_url,
@@ -253,7 +253,8 @@ class Drill:
             watcher.start()
             self._set_phase("load")
             lag_probe.start()
-            plan, user_classes = self._stack_load(runbook)
+            plan, user_classes = (None, None) if self._stack_target is None \
+                else self._stack_target.load_plan(runbook)
             try:
                 result = run_load(endpoints.gateway_url, runbook.load.profile, runbook.load.rate_per_s,
                                   runbook.load.duration_s, seed=runbook.seed, users=runbook.load.users,
@@ -320,19 +321,6 @@ class Drill:
                                           lag_probe)
         report.verdict, report.inconclusive_reason = verdict(
             report, interrupted=run.interrupted_by is not None, aborted=run.abort_reason is not None)
-
-    def _stack_load(self, runbook: Runbook) -> tuple[Any, Any]:
-        """The plan and user classes a stack file's checkout asks for (None, None: paystab's
-        own payment, the runbook's plan as usual)."""
-        if self._stack_target is None:
-            return None, None
-        from paystab.loadtest.plan import build_plan
-
-        flow, user_classes = self._load_source
-        plan = None if flow is None else build_plan(
-            runbook.load.profile, runbook.load.rate_per_s, runbook.load.duration_s,
-            users=runbook.load.users, seed=runbook.seed, params=dict(runbook.load.params), flow=flow)
-        return plan, user_classes
 
     # -- loops beside the load ---------------------------------------------------------------
     def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:

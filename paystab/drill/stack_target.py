@@ -81,6 +81,7 @@ class StackTarget(Target):
         self.seed = seed
         self.simulators_proc: subprocess.Popen[bytes] | None = None
         self.service_proc: subprocess.Popen[bytes] | None = None
+        self._load_source: tuple[dict[str, Any] | None, list[type[Any]] | None] | None = None
 
     # -- start / stop ------------------------------------------------------------------------
     def start(self) -> StackEndpoints:
@@ -239,6 +240,21 @@ class StackTarget(Target):
 
             return None, [paced(c) for c in load_user_classes(checkout.locustfile)]
         return None, None
+
+    def load_plan(self, runbook: Any) -> tuple[Any, list[type[Any]] | None]:
+        """The load plan and User classes for ``runbook``'s load through ``checkout``:
+        ``(None, None)`` for paystab's own payment (the runbook's plan as usual). Read once;
+        a bad flow file or locustfile is exit 2 on the first call, before anything starts."""
+        if self._load_source is None:
+            self._load_source = self.load_source()
+        flow, user_classes = self._load_source
+        if flow is None:
+            return None, user_classes
+        from paystab.loadtest.plan import build_plan
+
+        load = runbook.load
+        return build_plan(load.profile, load.rate_per_s, load.duration_s, users=load.users,
+                          seed=runbook.seed, params=dict(load.params), flow=flow), None
 
     def check_blast_radius(self, faults: Sequence[Fault]) -> None:
         """Every fault must touch only the simulators or what ``faults.allow`` names (exit 2);
