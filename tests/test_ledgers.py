@@ -256,6 +256,9 @@ def _ledgers_yaml(tmp_path: Path, body: str) -> Path:
 STACK_FILE = f"""\
 version: 1
 name: shop
+checkout:
+  base_url: http://127.0.0.1:8080
+  flow: {{name: checkout, steps: [{{name: pay, path: /api/checkout}}]}}
 ledgers:
   merchant:
     kind: csv
@@ -290,11 +293,14 @@ def test_cli_reconciles_a_stack_files_ledgers(tmp_path: Path, monkeypatch: pytes
     assert code == 1 and "orphan: o-9999" in out and "reconciliation found defects" in err
     monkeypatch.delenv("ORDERS_CSV")
     code, out, err = run_main(monkeypatch, capsys, "reconcile", "--ledgers", str(stack))
-    assert code == 2
-    assert f"{stack}:6: ledgers.merchant.path: environment variable ORDERS_CSV" in err
+    assert code == 2 and "ORDERS_CSV" in err and f"{stack}:9: ledgers.merchant.path" in err
+    no_ledgers = _write(tmp_path, "bare.yaml", STACK_FILE.split("ledgers:")[0])
+    code, out, err = run_main(monkeypatch, capsys, "reconcile", "--ledgers", str(no_ledgers))
+    assert code == 2 and f"{no_ledgers}: ledgers: the stack file has no ledgers" in err
 
 
-def test_ledgers_file_problems_have_lines(tmp_path: Path) -> None:
+def test_ledgers_file_problems_have_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = _ledgers_yaml(tmp_path, "merchant:\n  kind: sql\n  url: sqlite:///x.db\n"
                                    "  qeury: SELECT 1\npsp:\n  - kind: stripe_csv\n")
     with pytest.raises(InvalidInput) as caught:
@@ -305,6 +311,9 @@ def test_ledgers_file_problems_have_lines(tmp_path: Path) -> None:
     ok = _ledgers_yaml(tmp_path, f"merchant: {{kind: csv, path: orders.csv}}\n"
                                  f"psp: [{{kind: adyen_settlement_csv, path: {ADYEN}}}]\n")
     assert load_ledgers_file(ok).psp[0].provider == "adyen"  # type: ignore[union-attr]
+    typo = _write(tmp_path, "typo.yaml", "merchnat: {kind: csv, path: orders.csv}\n")
+    code, _, err = run_main(monkeypatch, capsys, "reconcile", "--ledgers", str(typo))
+    assert code == 2 and "unknown field 'merchnat' (did you mean 'merchant'?)" in err
 
 
 def test_cli_needs_something_to_reconcile(monkeypatch: pytest.MonkeyPatch,
@@ -313,7 +322,9 @@ def test_cli_needs_something_to_reconcile(monkeypatch: pytest.MonkeyPatch,
     assert code == 2 and "--ledgers" in err
 
 
-def test_the_reference_stack_reconciles_the_same_through_its_stack_file(tmp_path: Path) -> None:
+def test_the_reference_stack_reconciles_the_same_through_its_stack_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``paystab up``'s stack file says merchant: paystab_gateway, psp: simulators: the
     ledgers path must count what the reference reconciler counts, on the same files."""
     import sqlite3
@@ -357,3 +368,15 @@ def test_the_reference_stack_reconciles_the_same_through_its_stack_file(tmp_path
         1, 1, 1, 1, 5, 7]
     assert sorted((f.kind, f.payment_id) for f in ours.findings) == sorted(
         (f.kind, f.payment_id) for f in reference.findings)
+    # The same through the CLI: the ready file as --ready-file, and read as a stack file.
+    from paystab.stack.endpoints import ProviderEndpoint, StackEndpoints
+
+    ready = tmp_path / "ready.json"
+    StackEndpoints("http://127.0.0.1:9", {
+        name: ProviderEndpoint(name=name, url="http://127.0.0.1:9", methods=["card"], dialect="stripe",
+                               ledger=path) for name, path in paths.items()},
+        gateway_ledger=str(gateway)).write(ready)
+    for args in (["--ready-file", str(ready)], ["--ledgers", str(ready)]):
+        code, out, _ = run_main(monkeypatch, capsys, "reconcile", *args, "--json", "-")
+        data = json.loads(out)
+        assert code == 1 and [data[c] for c in counts] == [1, 1, 1, 1, 5, 7], args

@@ -161,9 +161,10 @@ def test_each_dialect_keeps_the_merchants_reference(sims: SimThread, tmp_path: P
         tmp_path / "ready.json")
     (tmp_path / "ledgers.yaml").write_text("merchant: {kind: csv, path: orders.csv, "
                                            "columns: {reference: id}}\npsp: [{kind: simulators}]\n")
-    (tmp_path / "stack.yaml").write_text("version: 1\nname: shop\nready_file: ready.json\n"
-                                         "ledgers:\n  merchant: {kind: csv, path: orders.csv, "
-                                         "columns: {reference: id}}\n")
+    (tmp_path / "stack.yaml").write_text(
+        "version: 1\nname: shop\nready_file: ready.json\ncheckout: {base_url: "
+        "'http://127.0.0.1:9', flow: {name: c, steps: [{name: pay, path: /pay}]}}\n"
+        "ledgers:\n  merchant: {kind: csv, path: orders.csv, columns: {reference: id}}\n")
     for args in (["--ledgers", str(tmp_path / "ledgers.yaml"), "--ready-file",
                   str(tmp_path / "ready.json")],
                  ["--ledgers", str(tmp_path / "stack.yaml")]):  # its ready_file: is used

@@ -3,19 +3,23 @@
 Two sources, one command: ``--ready-file`` alone reconciles the reference stack (its
 gateway ledger against its simulators' ledgers); ``--ledgers FILE`` reads the ``ledgers:``
 section of a stack file (or a file holding only that section) — the shop's own orders from
-SQL or CSV, the PSPs' side from settlement reports or, with ``--ready-file``, from the
-running simulators' ledgers.
+SQL or CSV, the PSPs' side from settlement reports or from the running simulators' ledgers
+(the stack file's ``ready_file:``, or ``--ready-file``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from paystab.cli.conventions import check_json_dest, emit_json, json_option
 from paystab.exceptions import InvalidInput, VerdictFailed
-from paystab.stack.reconcile import Reconciliation
+
+if TYPE_CHECKING:
+    from paystab.ledgers.spec import LedgersSpec
+    from paystab.stack.reconcile import Reconciliation
 
 _DEFECTS = ("double_charges", "lost_payments", "orphans", "amount_mismatches")
 
@@ -29,7 +33,8 @@ _DEFECTS = ("double_charges", "lost_payments", "orphans", "amount_mismatches")
                    "without --ledgers, the gateway's). Default with --ledgers: the stack "
                    "file's ready_file:.")
 @click.option("--ledgers", "ledgers_file", type=click.Path(path_type=Path),
-              help="A stack file (its ledgers: section) or a ledgers file (merchant:, psp:).")
+              help="A stack file (its ledgers: section; a ready file reads as one) or a file "
+                   "holding only that section (merchant:, psp:).")
 @json_option()
 def reconcile_command(ready_file: Path | None, ledgers_file: Path | None,
                       json_dest: str | None) -> None:
@@ -46,21 +51,41 @@ def reconcile_command(ready_file: Path | None, ledgers_file: Path | None,
         assert ready_file is not None
         result = reconcile_stack(StackEndpoints.read(ready_file), str(ready_file))
     else:
-        from paystab.ledgers.load import load_ledgers_and_ready_file
         from paystab.ledgers.reconcile import reconcile_ledgers
 
-        spec, named = load_ledgers_and_ready_file(ledgers_file)
+        spec, named, base_dir = _read_ledgers(ledgers_file)
         ready_file = ready_file or named  # the flag wins over the stack file's ready_file:
         endpoints = StackEndpoints.read(ready_file) if ready_file is not None else None
         simulators = ({name: p.ledger for name, p in endpoints.providers.items() if p.ledger}
                       if endpoints is not None else {})
-        result = reconcile_ledgers(spec, ledgers_file.parent, simulators)
+        result = reconcile_ledgers(spec, base_dir, simulators)
     if json_dest:
         emit_json(result.to_json(), json_dest)
     else:
         _print(result)
     if not result.clean:
         raise VerdictFailed("reconciliation found defects (see above)")
+
+
+def _read_ledgers(path: Path) -> tuple[LedgersSpec, Path | None, Path]:
+    """(ledgers, the ready file the stack file names, the folder paths are relative to).
+
+    A stack file (or a ready file, read as one) goes through the stack-file loader, all of
+    it checked as ``paystab stack validate`` and ``paystab drill --stack`` check it; a file
+    holding only the section is read on its own."""
+    from paystab.ledgers.load import is_ledgers_section, load_ledgers_file
+
+    if is_ledgers_section(path):
+        return load_ledgers_file(path), None, path.parent
+    from paystab.stackfile.load import load_stack
+
+    loaded = load_stack(path)
+    if loaded.spec.ledgers is None:
+        raise InvalidInput("the stack file has no ledgers", source=str(path), field="ledgers",
+                           expected="a ledgers: section with merchant: and psp: "
+                                    "(docs/your-stack.md#ledgers)")
+    ready = loaded.spec.ready_file
+    return loaded.spec.ledgers, Path(ready) if ready is not None else None, loaded.base_dir
 
 
 def _print(result: Reconciliation) -> None:

@@ -1,11 +1,12 @@
-"""Read a ledgers file: a ``ledgers:`` section on its own, or inside a stack file.
+"""Read a ledgers file: the ``ledgers:`` section of a stack file, written on its own.
 
-``paystab reconcile --ledgers FILE`` reads either a file whose top level is the section
-itself (``merchant:``, ``psp:``) or a stack file (its ``ledgers:`` key; the rest of a stack
-file is ``paystab stack validate``'s business, but for its ``ready_file:``, which gives the
-simulators' ledgers). ``${env:NAME}`` in a string is replaced
-from the environment, as the stack-file loader does; every problem is reported at once as
-``FILE:LINE: field: problem (expected ...)``.
+``paystab reconcile --ledgers FILE`` takes a stack file (read, all of it, by the stack-file
+loader, :func:`paystab.stackfile.load.load_stack`) or a file holding only the section —
+``merchant:`` and ``psp:`` at the top level — for reconciling exports and settlement
+reports without describing the rest of a stack. :func:`is_ledgers_section` tells the two
+apart; :func:`load_ledgers_file` reads the second kind. ``${env:NAME}`` in a string is
+replaced from the environment, as the stack-file loader does; every problem is reported at
+once as ``FILE:LINE: field: problem (expected ...)``.
 """
 
 from __future__ import annotations
@@ -18,48 +19,44 @@ from typing import Any
 from pydantic import ValidationError
 
 from paystab.config.problems import Problems
-from paystab.config.types import Strict
 from paystab.config.yaml12 import Loc, load_file_with_lines
 from paystab.exceptions import InvalidInput
 from paystab.ledgers.spec import LedgersSpec
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+# Keys only a stack file (or a paystab ready file, read as one) has at its top level.
+_STACK_KEYS = ("version", "name", "ready_file", "service", "checkout", "simulators",
+               "telemetry", "failover", "ledgers", "faults", "gateway_url", "providers")
 
 
-class _InStackFile(Strict):
-    ledgers: LedgersSpec
+def is_ledgers_section(path: Path) -> bool:
+    """True when ``path`` holds only a ledgers section (no stack-file or ready-file key)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False  # the stack-file loader says what is wrong with it
+    if text.lstrip().startswith("{"):
+        return False  # JSON: a ready file
+    data, _ = load_file_with_lines(path)
+    return isinstance(data, dict) and not any(key in data for key in _STACK_KEYS)
 
 
 def load_ledgers_file(path: Path) -> LedgersSpec:
-    return load_ledgers_and_ready_file(path)[0]
-
-
-def load_ledgers_and_ready_file(path: Path) -> tuple[LedgersSpec, Path | None]:
-    """The ledgers, and the stack file's ``ready_file:`` (relative to it) when it names one:
-    the stack file ``paystab up`` writes points at its ready file, whose simulators'
-    ledgers ``kind: simulators`` reads."""
+    """The section file at ``path``, checked; every problem at once (exit 2)."""
     data, lines = load_file_with_lines(path)
     problems = Problems(str(path), lines)
     if not isinstance(data, dict):
         raise InvalidInput("not a mapping", source=str(path), line=1,
                            expected="merchant: and psp: (or a stack file with ledgers:)")
-    in_stack_file = "ledgers" in data
-    document: dict[str, Any] = {"ledgers": data["ledgers"]} if in_stack_file else data
-    document = _expand(document, (), problems)
-    model: type[Strict] = _InStackFile if in_stack_file else LedgersSpec
+    document = _expand(data, (), problems)
     try:
-        checked = model.model_validate(document)
+        spec = LedgersSpec.model_validate(document)
     except ValidationError as exc:
-        problems.add_validation(exc, model)
+        problems.add_validation(exc, LedgersSpec)
         problems.raise_if_any()
         raise  # not reached: a validation error is at least one problem
     problems.raise_if_any()
-    ready = data.get("ready_file") if in_stack_file else None
-    ready_file = path.parent / ready if isinstance(ready, str) and ready else None
-    if isinstance(checked, _InStackFile):
-        return checked.ledgers, ready_file
-    assert isinstance(checked, LedgersSpec)
-    return checked, ready_file
+    return spec
 
 
 def _expand(value: Any, loc: Loc, problems: Problems) -> Any:
