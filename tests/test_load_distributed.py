@@ -51,6 +51,19 @@ FLOW = """flow:
       json: {{amount: "{{{{ amount }}}}", currency: "{{{{ currency }}}}", method: card}}
 """
 
+LOCUSTFILE = """\
+import uuid
+
+from locust import FastHttpUser, task
+
+
+class Shopper(FastHttpUser):
+    @task
+    def buy(self):
+        self.client.post("/v1/payments", json={"method": "card", "currency": "JPY", "amount": 100},
+                         headers={"Idempotency-Key": uuid.uuid4().hex})
+"""
+
 
 class StreamSlowGateway(FakeGateway):
     """The double, slow for part of one worker's stream (keys are run-stream-seq)."""
@@ -276,11 +289,13 @@ def test_master_flags_are_checked_before_any_traffic() -> None:
 @pytest.mark.slow
 def test_a_lost_worker_is_reported_and_ctrl_c_stops_the_others(
         gateway: FakeGateway, tmp_path: Path, procs: list[Proc]) -> None:
+    """Also the user's-locustfile kind: master and workers run ``-f`` on the same file."""
     gateway.seen.clear()
-    out = tmp_path / "run.json"
-    boss, port = master(procs, gateway, "--expect-workers", "2", "--rps", "40", "--duration",
-                        "30", "--json", str(out))
-    first, second = worker(procs, port), worker(procs, port)
+    out, users = tmp_path / "run.json", tmp_path / "shopper.py"
+    users.write_text(LOCUSTFILE)
+    boss, port = master(procs, gateway, "-f", str(users), "--expect-workers", "2", "--rps",
+                        "40", "--duration", "30", "--json", str(out))
+    first, second = worker(procs, port, "-f", str(users)), worker(procs, port, "-f", str(users))
     boss.wait_line(r"worker \S+ joined")
     wait_for(lambda: len(gateway.seen) > 40, 30, "load from both workers")
     second.kill()
@@ -291,6 +306,8 @@ def test_a_lost_worker_is_reported_and_ctrl_c_stops_the_others(
     data = json.loads(out.read_text())
     workers = data["workers"]
     assert data["interrupted"] is True and workers["complete"] is False
+    assert workers["flow"]["kind"] == "locustfile" and data["summary"]["failed"] == 0
+    assert len(workers["lost"]) == 1, (workers, boss.err)
     [lost] = workers["lost"]
     assert lost["reason"] in ("quit", "no heartbeat for 3 s") and lost["lost_at_s"] > 0
     # the killed worker's records after its last batch never reached the master

@@ -82,7 +82,20 @@ class GatedMaster(MasterRunner):
             if msg.type == "client_ready":
                 self.server.send_to_client(message("ack", {"index": -1}, client_id))
             return
+        if msg.type == "quit":
+            self._forget(client_id)
+            return
         super().handle_message(client_id, msg)
+
+    def _forget(self, client_id: str) -> None:
+        """A worker left. Unlike Locust, give its users to nobody: the others' users only
+        take arrivals of their own share, and moving users would cut checkouts off."""
+        node = self.clients.get(client_id)
+        if node is None:
+            return
+        del self.clients[client_id]
+        if self._users_dispatcher is not None:
+            self._users_dispatcher.remove_worker(node)
 
     def _hello(self, client_id: str, data: Any) -> None:
         admission = self.admission
@@ -121,6 +134,7 @@ class RemoteWorkers:
         self.admission = Admission(identity, expected, token)
         self.runner: GatedMaster | None = None
         self.run_start: float | None = None
+        self.released = False  # told to quit: a worker going away now is not lost
 
     @property
     def port(self) -> int:
@@ -170,7 +184,7 @@ class RemoteWorkers:
     def _watch(self, session: Any) -> None:
         runner = self.runner
         assert runner is not None
-        while not session.finished.is_set():
+        while not session.finished.is_set() and not self.released:
             self.run_start = session.run_start
             for seat in self.admission.seats.values():
                 state = session.sink.sources.get(seat.id)
@@ -191,16 +205,26 @@ class RemoteWorkers:
         runner = self.runner
         if runner is None:
             return
+        self.released = True
         for seat in self.admission.seats.values():
             runner.server.send_to_client(message("quit", None, seat.id))
         if session is None:
             return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            live = [s for s in self.admission.seats.values() if s.lost_at is None]
-            if all((st := session.sink.sources.get(s.id)) is not None and st.done for s in live):
+            if all(self._settled(session, seat) for seat in self.admission.seats.values()):
                 break
             gevent.sleep(0.05)
+
+    def _settled(self, session: Any, seat: WorkerSeat) -> bool:
+        """Nothing more will come from this worker: drained, lost, or gone after the quit
+        (a worker stopped mid-run sends what it has and leaves)."""
+        state = session.sink.sources.get(seat.id)
+        if seat.lost_at is not None or (state is not None and state.done):
+            return True
+        assert self.runner is not None
+        node = self.runner.clients.get(seat.id)
+        return node is None or node.state == STATE_MISSING
 
     @property
     def lost(self) -> list[WorkerSeat]:

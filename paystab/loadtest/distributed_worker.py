@@ -114,6 +114,10 @@ def run_worker(master_host: str, master_port: int, identity: RunIdentity,
         if interrupted.is_set() or not _serve(runner, interrupted):
             _leave(runner, session)
             raise Aborted("the load worker was interrupted; the master was told")
+        # Quit by the master: say we are gone (Locust's worker does not), so a master that
+        # stopped the run early need not wait for missing heartbeats.
+        runner.client.send(message("quit", None, runner.client_id))
+        gevent.sleep(0.2)
         if (runner.last_heartbeat_timestamp is not None
                 and time.time() - runner.last_heartbeat_timestamp > MASTER_HEARTBEAT_TIMEOUT):
             raise EnvironmentProblem(f"the load master at {where} went silent for "
