@@ -179,8 +179,7 @@ class StackTarget(Target):
             with log_path.open("ab") as log:
                 self.service_proc = spawn(argv, what=f"{self.spec.name} service", stdout=log,
                                           stderr=subprocess.STDOUT, env=self.service_env(),
-                                          cwd=str(self.loaded.base_dir), stdin=subprocess.DEVNULL,
-                                          death_signal=signal.SIGTERM)
+                                          cwd=str(self.loaded.base_dir), stdin=subprocess.DEVNULL)
         except OSError as exc:
             raise EnvironmentProblem(f"cannot start the service {argv[0]!r}: {exc}",
                                      hint=f"service.command in {self.loaded.source}") from None
