@@ -121,6 +121,8 @@ def test_the_cli_lists_them_all_and_exits_2(tmp_path: Path, monkeypatch: pytest.
     ("name: s\n", "stack.yaml:1: checkout", "missing required field 'checkout'"),
     (MINIMAL + "  flow_file: f.yaml\n  locustfile: l.py\n", "stack.yaml:3: checkout",
      "at most one of flow, flow_file, locustfile"),
+    (MINIMAL + "  flow: {steps: [{name: pay, path: /pay, jsn: {}}]}\n",
+     "stack.yaml:5: checkout.flow.steps[0].jsn", "unknown field 'jsn' (did you mean 'json'?)"),
     (MINIMAL + "  locustfile: missing.py\n", "stack.yaml:5: checkout.locustfile",
      "file not found"),
     (MINIMAL + "telemetry: {sources: [{kind: metrics_url, url: 'http://h:1/metrics'}], "

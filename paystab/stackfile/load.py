@@ -234,6 +234,23 @@ def _reword_kinds(exc: ValidationError, problems: Problems) -> None:
                     field=found.field, expected="one of " + ", ".join(choices))
 
 
+# The flow model's fields written under another name in the file (``json:``, ``in:``, ``while:``).
+_FLOW_ALIASES = {"body": "json", "in_": "in", "while_": "while"}
+
+
+def _flow_aliases(problems: Problems) -> None:
+    """Unknown keys in a flow, answered with the names a user writes (``json``, not ``body``)."""
+    for i, found in enumerate(problems.found):
+        if not (found.field or "").startswith("checkout.flow") or not found.expected \
+                or not found.problem.startswith("unknown field '"):
+            continue
+        names = [_FLOW_ALIASES.get(n, n) for n in found.expected.removeprefix("one of ").split(", ")]
+        key = found.problem.split("'")[1]
+        problems.found[i] = InvalidInput(
+            f"unknown field '{key}'{did_you_mean(key, names)}", source=found.source,
+            line=found.line, field=found.field, expected="one of " + ", ".join(sorted(names)))
+
+
 def parse_stack(text: str, source: str, base_dir: Path,
                 environ: Mapping[str, str] | None = None) -> StackFile:
     """Check a stack file's text; every problem is raised at once (ConfigInvalid, exit 2)."""
@@ -256,6 +273,7 @@ def parse_stack(text: str, source: str, base_dir: Path,
     except ValidationError as exc:
         problems.add_validation(exc, StackFile)
         _reword_kinds(exc, problems)
+        _flow_aliases(problems)
     checkout = value.get("checkout")
     if isinstance(checkout, dict) and isinstance(checkout.get("flow"), dict):
         _check_flow(text, source, problems)
