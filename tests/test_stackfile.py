@@ -130,6 +130,9 @@ def test_the_cli_lists_them_all_and_exits_2(tmp_path: Path, monkeypatch: pytest.
      "did you mean 'failure_rate'?"),
     (MINIMAL + "failover: {actuators: [{kind: command, argv: ['true']}]}\n",
      "stack.yaml:5: failover.actuators", "nothing detects"),
+    (MINIMAL + "telemetry: {sources: [{kind: metrics_url, url: 'http://h:1/metrics'}]}\n"
+     "failover: {when: [[hnag]], actuators: [{kind: command, argv: ['true']}]}\n",
+     "stack.yaml:6: failover.when[0]", "detector 'hnag' is not configured (did you mean 'hang'?)"),
     (MINIMAL + "description: '${simulators.card-alpha.url}'\n", "stack.yaml:5: description",
      "only filled in service.env"),
     (MINIMAL + "ledgers: {merchant: {kind: csv, path: o.csv}, psp: [{kind: simulators}]}\n",

@@ -202,6 +202,13 @@ def _cross_checks(spec: StackFile, problems: Problems) -> None:
                 problems.add(("ledgers", "psp", i), "reads the simulators' ledgers, but the "
                              "file declares no simulators", "a simulators: list, or a "
                              "settlement report")
+    detectors = spec.telemetry.detectors if spec.telemetry is not None else {}
+    for i, rule in enumerate(spec.failover.when or [] if spec.failover is not None else []):
+        for name in rule:
+            if spec.telemetry is not None and name not in detectors and name != "alertmanager":
+                problems.add(("failover", "when", i), f"detector '{name}' is not configured"
+                             f"{did_you_mean(name, detectors)}",
+                             "a name under telemetry.detectors (" + ", ".join(detectors) + ")")
     for i, sim in enumerate(spec.simulators):
         if sim.tls != spec.simulators[0].tls:
             problems.add(("simulators", i, "tls"), f"tls: {str(sim.tls).lower()} here but "
