@@ -244,7 +244,8 @@ def test_too_few_workers_is_exit_4_and_another_flow_or_no_token_is_refused(
     assert boss.finish(60) == 4, boss.err
     assert "only 1 of 2 load workers joined within 5 s" in boss.err
     assert "theirs" in boss.err  # the refusal is named, with the other flow's label
-    assert good.wait_line(r"joined the load master") and good.finish(30) == 0
+    assert good.wait_line(r"joined the load master") and good.finish(30) == 4
+    assert "ended without starting a run" in good.err
     assert secret not in boss.err + good.err + tokenless.err
 
 

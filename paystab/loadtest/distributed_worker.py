@@ -9,8 +9,8 @@ refused (``distributed.py``). It runs one load, then quits when the master says 
 
 Exit codes: 0 the master ended the run; 2 refused for running something else than the
 master; 3 interrupted (Ctrl-C/SIGTERM: the arrivals stop, the last records are sent and the
-master is told); 4 no master within ``--connect-timeout``, refused for the token, or the
-master went silent.
+master is told); 4 no master within ``--connect-timeout``, refused for the token, the master
+went silent, or it quit without starting a run (too few workers joined).
 """
 
 from __future__ import annotations
@@ -123,10 +123,12 @@ def run_worker(master_host: str, master_port: int, identity: RunIdentity,
             raise EnvironmentProblem(f"the load master at {where} went silent for "
                                      f"{MASTER_HEARTBEAT_TIMEOUT} s")
         pacer = session.pacer
-        if pacer is not None:
-            say(f"run {session.plan.run_id if session.plan else '?'} ended: share "
-                f"{session.stream + 1}/{session.share_count}, {pacer.issued} arrivals issued, "
-                f"{pacer.dropped_total} dropped")
+        if pacer is None or session.plan is None:
+            raise EnvironmentProblem(f"the load master at {where} ended without starting a run",
+                                     hint="its own output says why (too few workers joined?)")
+        say(f"run {session.plan.run_id} ended: share {session.stream + 1}/"
+            f"{session.share_count}, {pacer.issued} arrivals issued, "
+            f"{pacer.dropped_total} dropped")
     finally:
         for handler in handlers:
             handler.cancel()
