@@ -202,6 +202,9 @@ def _cross_checks(spec: StackFile, problems: Problems) -> None:
                 problems.add(("ledgers", "psp", i), "reads the simulators' ledgers, but the "
                              "file declares no simulators", "a simulators: list, or a "
                              "settlement report")
+    if spec.checkout.kind in ("flow", "flow_file") and spec.checkout.base_url.startswith("https:"):
+        problems.add(("checkout", "base_url"), "a checkout flow is sent over plain HTTP for now",
+                     "an http:// base_url (or a locustfile, whose client speaks HTTPS)")
     detectors = spec.telemetry.detectors if spec.telemetry is not None else {}
     for i, rule in enumerate(spec.failover.when or [] if spec.failover is not None else []):
         for name in rule:
