@@ -175,10 +175,10 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     _check_processes(processes, plan.users)
     _check_outputs(json_dest, ("--csv", csv_path), ("--html", html_path))
     _check_master(master, expect_workers, processes, plan.users, master_bind_host, token)
+    wait_s = _seconds(expect_workers_max_wait, "--expect-workers-max-wait") or 60.0
     user_classes, target = load_locustfile(locustfile, target, ready_file)
     url = resolve_target(target, ready_file)
     check_reachable(url)
-    wait_s = _seconds(expect_workers_max_wait, "--expect-workers-max-wait") or 60.0
 
     from paystab.loadtest.records import write_csv
     from paystab.loadtest.render import result_view
