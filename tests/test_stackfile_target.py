@@ -134,3 +134,14 @@ def test_faults_stay_within_the_simulators_and_faults_allow(tmp_path: Path) -> N
         stack.check_blast_radius([_fault("provider:psp-one"), _fault("127.0.0.1:6379")])
     assert "outside the blast radius" in info.value.message
     assert "faults.allow" in info.value.message and "127.0.0.1:6379" in info.value.message
+
+
+def test_the_health_probe_asks_the_services_own_health_url(tmp_path: Path) -> None:
+    from paystab.chaos.runbook import Probe
+
+    probes = [Probe("gateway answers", http="/healthz"), Probe("orders", http="/api/orders"),
+              Probe("availability", metric="availability", min=0.999)]
+    assert target(tmp_path, BASE).probes(probes) == probes  # no service: as the runbook says
+    service = "service: {command: [app], health: 'http://127.0.0.1:8080/status/ready'}\n"
+    mapped = target(tmp_path, BASE + service).probes(probes)
+    assert [p.http for p in mapped] == ["http://127.0.0.1:8080/status/ready", "/api/orders", None]

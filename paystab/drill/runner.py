@@ -237,7 +237,7 @@ class Drill:
             if self._stack_target is not None:
                 self._stack_target.check_blast_radius(faults)
             self._set_phase("steady state (before)")
-            probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "before",
+            probe_results += http_probes(self._probes(runbook), endpoints.gateway_url, "before",
                                          token=endpoints.admin_token)
             sampler = threading.Thread(target=run_sampler, name="paystab-sampler", daemon=True, args=(
                 detection.source, detection.interval_s, on_samples, sampler_stop,
@@ -296,7 +296,7 @@ class Drill:
         left = target.settle()
         if left:
             report.notes.append(f"{left} in-doubt attempt(s) still unresolved after 30 s")
-        probe_results += http_probes(runbook.steady_state.probes, endpoints.gateway_url, "after",
+        probe_results += http_probes(self._probes(runbook), endpoints.gateway_url, "after",
                                      token=endpoints.admin_token)
         probe_results += metric_probes(runbook, recorder, report.duration_s)
         reconciliation = target.reconcile()
@@ -321,6 +321,10 @@ class Drill:
                                           lag_probe)
         report.verdict, report.inconclusive_reason = verdict(
             report, interrupted=run.interrupted_by is not None, aborted=run.abort_reason is not None)
+
+    def _probes(self, runbook: Runbook) -> Any:
+        probes = runbook.steady_state.probes
+        return probes if self._stack_target is None else self._stack_target.probes(probes)
 
     # -- loops beside the load ---------------------------------------------------------------
     def _schedule(self, runbook: Runbook, faults: list[Fault], session: Any, run: _Run) -> None:

@@ -255,6 +255,18 @@ class StackTarget(Target):
         return build_plan(load.profile, load.rate_per_s, load.duration_s, users=load.users,
                           seed=runbook.seed, params=dict(load.params), flow=flow), None
 
+    def probes(self, probes: Sequence[Any]) -> list[Any]:
+        """The runbook's steady-state probes for this stack: ``http: /healthz`` (the
+        gateway's health, in the bundled runbooks) asks ``service.health`` when the file
+        names one."""
+        import dataclasses
+
+        health = self.spec.service.health if self.spec.service is not None else None
+        if health is None:
+            return list(probes)
+        return [dataclasses.replace(p, http=health) if p.http in ("/healthz", "healthz") else p
+                for p in probes]
+
     def check_blast_radius(self, faults: Sequence[Fault]) -> None:
         """Every fault must touch only the simulators or what ``faults.allow`` names (exit 2);
         the runbook's own ``allow`` was checked already: both must permit."""
