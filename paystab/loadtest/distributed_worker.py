@@ -83,21 +83,13 @@ def run_worker(master_host: str, master_port: int, identity: RunIdentity,
         from paystab.loadtest.userfile import install
         install(env)
     where = f"{master_host}:{master_port}"
-    say(f"connecting to the load master at {where} ({identity.describe()})")
-    try:
-        with gevent.Timeout(connect_timeout_s):
-            runner = env.create_worker_runner(master_host, master_port)
-    except (gevent.Timeout, ConnectionError):
-        raise EnvironmentProblem(f"no load master answered at {where} within "
-                                 f"{connect_timeout_s:g} s",
-                                 hint="start `paystab load --master --expect-workers N` first "
-                                      "(its --master-bind-host must be reachable from here)"
-                                 ) from None
-    session = attach(env, None)
     interrupted = Event()
     handlers = [gevent.signal_handler(sig, interrupted.set)
                 for sig in (signal.SIGINT, signal.SIGTERM)]
     try:
+        say(f"connecting to the load master at {where} ({identity.describe()})")
+        runner = _connect(env, master_host, master_port, connect_timeout_s, interrupted)
+        session = attach(env, None)
         answer = register_hello(runner, identity, token)
         if not _wait_any(answer.event, interrupted, connect_timeout_s):
             raise EnvironmentProblem(f"the load master at {where} did not answer the worker's "
@@ -132,6 +124,29 @@ def run_worker(master_host: str, master_port: int, identity: RunIdentity,
     finally:
         for handler in handlers:
             handler.cancel()
+
+
+def _connect(env: Environment, host: str, port: int, timeout_s: float,
+             interrupted: Event) -> WorkerRunner:
+    """Locust's worker, once the master acknowledged it (Locust retries for minutes)."""
+    connecting = gevent.spawn(env.create_worker_runner, host, port)
+    deadline = time.time() + timeout_s
+    while not connecting.ready():
+        if interrupted.is_set():
+            connecting.kill(block=False)
+            raise Aborted(f"interrupted while connecting to the load master at {host}:{port}")
+        if time.time() > deadline:
+            connecting.kill(block=False)
+            raise EnvironmentProblem(
+                f"no load master answered at {host}:{port} within {timeout_s:g} s",
+                hint="start `paystab load --master --expect-workers N` first (its "
+                     "--master-bind-host must be reachable from here)")
+        gevent.sleep(0.05)
+    if not connecting.successful():
+        raise EnvironmentProblem(f"no load master answered at {host}:{port}: "
+                                 f"{connecting.exception!r}")
+    runner: WorkerRunner = connecting.value
+    return runner
 
 
 def _wait_any(first: Event, second: Event, timeout_s: float) -> bool:
