@@ -8,7 +8,8 @@ POST /api/orders/{id}/pay          ``{"card": {"number", "exp_month", "exp_year"
                                    | 502 ``{"state": "failed"}`` (no PSP could answer) | 409
                                    while another pay request holds the order
 GET  /api/orders/{id}              the order
-GET  /healthz, GET /metrics        liveness; Prometheus exposition (shop/metrics.py)
+GET  /healthz, GET /metrics        liveness; Prometheus exposition (shop/metrics.py; also on
+                                   SHOP_METRICS_LISTEN, served by a thread of its own)
 GET  /internal/psp                 the PSPs, their priority and switch state
 PUT  /internal/psp/{name}          ``{"enabled": false, "reason": "…"}``: the failover switch
 =================================  ==========================================================
@@ -32,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
 from shop.config import ConfigError, Settings, load_settings
 from shop.db import Order, Orders
@@ -236,12 +237,20 @@ async def build_app(settings: Settings) -> web.Application:
         await orders.close()
 
     app.on_cleanup.append(close)
-    app["shop"] = shop
+    if settings.metrics_listen is not None:
+        host, port = settings.metrics_listen
+        server, _thread = start_http_server(port, host, registry=shop.metrics.registry)
+
+        async def stop_metrics(_app: web.Application) -> None:
+            server.shutdown()
+
+        app.on_cleanup.append(stop_metrics)
     return app
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # one INFO line per API call
     try:
         settings = load_settings()
     except ConfigError as exc:

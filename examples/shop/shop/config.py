@@ -2,6 +2,9 @@
 
 ==========================  ================================================================
 SHOP_LISTEN                 host:port to serve on (default 127.0.0.1:8080)
+SHOP_METRICS_LISTEN         host:port of a metrics-only server on its own thread (optional;
+                            /metrics is on SHOP_LISTEN too): a scrape is answered at once
+                            even while the checkout's event loop is busy
 SHOP_DATABASE_URL           postgresql://user:pass@host:port/db (the orders table is created
                             when missing)
 SHOP_PSPS                   the card PSP accounts in priority order, NAME:KIND, kind stripe or
@@ -46,6 +49,7 @@ class PspAccount:
 class Settings:
     host: str
     port: int
+    metrics_listen: tuple[str, int] | None
     database_url: str
     psps: tuple[PspAccount, ...]
     psp_timeout_s: float
@@ -94,16 +98,23 @@ def _adyen_url(url: str) -> str:
     return url if re.search(r"/v\d+$", url) else url + "/v71"
 
 
+def _listen(env: Mapping[str, str], name: str, default: str) -> tuple[str, int]:
+    host, sep, port = env.get(name, default).rpartition(":")
+    if not sep or not port.isdigit() or not int(port) < 65536:
+        raise ConfigError(f"{name} must be HOST:PORT, e.g. {default}")
+    return host.strip("[]"), int(port)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    host, sep, port = env.get("SHOP_LISTEN", "127.0.0.1:8080").rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError("SHOP_LISTEN must be HOST:PORT, e.g. 127.0.0.1:8080")
+    host, port = _listen(env, "SHOP_LISTEN", "127.0.0.1:8080")
+    metrics = _listen(env, "SHOP_METRICS_LISTEN", "127.0.0.1:9464") \
+        if env.get("SHOP_METRICS_LISTEN") else None
     database_url = env.get("SHOP_DATABASE_URL", "")
     if not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("SHOP_DATABASE_URL must be a postgresql:// URL")
     settings = Settings(
-        host=host.strip("[]"), port=int(port), database_url=database_url,
+        host=host, port=port, metrics_listen=metrics, database_url=database_url,
         psps=_psps(env.get("SHOP_PSPS", "card-alpha:stripe,card-bravo:adyen")),
         psp_timeout_s=_seconds(env, "SHOP_PSP_TIMEOUT_S", 1.0),
         psp_connect_timeout_s=_seconds(env, "SHOP_PSP_CONNECT_TIMEOUT_S", 0.5),
