@@ -39,7 +39,7 @@ from paystab.loadtest.worker_admission import (
     hello,
     identify,
 )
-from tests.conftest_load import REPO, FakeGateway, ServerThread, wait_for
+from tests.conftest_load import REPO, FakeGateway, ServerThread, run_script, wait_for
 
 SLOW_STREAM, SLOW_EVERY, SLOW_S = "1", 8, 0.4  # one worker's every 8th payment takes 400 ms
 FLOW = """flow:
@@ -270,6 +270,69 @@ def test_admission_rules() -> None:
     assert refusal("box_1", ok) == ""
     admission.open = False
     assert refusal("box_1", ok) == REFUSED_FULL
+
+
+GATE = r"""
+import time
+import gevent
+from locust import __version__
+from locust.env import Environment
+from locust.rpc import Message, rpc
+from paystab.loadtest.distributed import RemoteWorkers
+from paystab.loadtest.worker_admission import MSG_HELLO, hello, identify
+
+flow = identify({"name": "ours", "steps": []}, None)
+remote = RemoteWorkers(1, flow, bind_port=0, token="t0ken", wait_s=10)
+env = Environment(user_classes=[])
+runner = remote.create_runner(env)
+batches = []
+runner.register_message("paystab_batch", lambda environment, msg, **kw: batches.append(msg.node_id))
+
+def client(name):
+    c = rpc.Client("127.0.0.1", remote.port, name)
+    return c
+
+def ask(c, name, kind, data):
+    c.send(Message(kind, data, name))
+    with gevent.Timeout(10):
+        return c.recv()
+
+rogue = client("rogue_1")
+assert ask(rogue, "rogue_1", "client_ready", __version__).type == "ack"
+rogue.send(Message("paystab_batch", {"rows": []}, "rogue_1"))
+refused = ask(rogue, "rogue_1", MSG_HELLO, hello(flow, "rogue_1", "wrong"))
+assert refused.type == "paystab_refused" and refused.data["code"] == "token", refused.data
+spoof = client("spoof_1")  # speaks for another worker id
+assert ask(spoof, "spoof_1", "client_ready", __version__).type == "ack"
+spoof.send(Message(MSG_HELLO, hello(flow, "good_1", "t0ken"), "good_1"))
+good = client("good_1")
+assert ask(good, "good_1", "client_ready", __version__).type == "ack"
+welcome = ask(good, "good_1", MSG_HELLO, hello(flow, "good_1", "t0ken"))
+while welcome.type != "paystab_welcome":  # Locust's own ack of the admitted worker comes too
+    with gevent.Timeout(10):
+        welcome = good.recv()
+late = client("late_1")
+assert ask(late, "late_1", "client_ready", __version__).type == "ack"
+full = ask(late, "late_1", MSG_HELLO, hello(flow, "late_1", "t0ken"))
+assert full.type == "paystab_refused" and full.data["code"] == "full", full.data
+good.send(Message("paystab_batch", {"rows": []}, "good_1"))
+deadline = time.time() + 10
+while not batches and time.time() < deadline:
+    gevent.sleep(0.05)
+assert batches == ["good_1"], batches  # the rogue's batch was dropped, the admitted one counted
+assert list(runner.clients) == ["good_1"], list(runner.clients)
+assert [r["reason"][:14] for r in remote.admission.refused] == ["token missing ", "the master exp"]
+runner.quit()
+print("gate ok")
+"""
+
+
+def test_the_master_admits_only_workers_whose_hello_checks_out() -> None:
+    """Raw Locust clients against the gated master (in a subprocess: Locust patches the
+    process): a wrong token, a hello speaking for another worker and a late worker are
+    refused or dropped, and a batch from a worker that was not admitted never counts."""
+    proc = run_script(GATE, timeout=60)
+    assert proc.returncode == 0 and "gate ok" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_master_flags_are_checked_before_any_traffic() -> None:
