@@ -376,3 +376,22 @@ def test_a_lost_worker_is_reported_and_ctrl_c_stops_the_others(
     assert lost["reason"] in ("quit", "no heartbeat for 3 s") and lost["lost_at_s"] > 0
     # the killed worker's records after its last batch never reached the master
     assert 40 < data["summary"]["requests"] <= len(gateway.idempotency_keys())
+
+
+@pytest.mark.slow
+def test_a_flow_travels_in_the_plan_and_runs_on_every_worker(
+        gateway: FakeGateway, tmp_path: Path, procs: list[Proc]) -> None:
+    gateway.seen.clear()
+    out, flow = tmp_path / "run.json", tmp_path / "flow.yaml"
+    flow.write_text(FLOW.format(name="pay-only"))
+    boss, port = master(procs, gateway, "--flow", str(flow), "--expect-workers", "2", "--rps",
+                        "50", "--duration", "2", "--json", str(out), "--threshold",
+                        "failure_rate<0.01")
+    workers = [worker(procs, port, "--flow", str(flow)) for _ in range(2)]
+    assert boss.finish() == 0, boss.err
+    assert all(w.finish(30) == 0 for w in workers), [w.err for w in workers]
+    data = json.loads(out.read_text())
+    assert data["workers"]["complete"] is True and data["workers"]["flow"]["kind"] == "flow"
+    keys = gateway.idempotency_keys()  # the flow sends {{ key }}: run-stream-seq
+    assert Counter(k.rsplit("-", 2)[1] for k in keys) == {"0": 50, "1": 50}
+    assert data["summary"]["requests"] == 100 == len(keys) and data["summary"]["failed"] == 0
