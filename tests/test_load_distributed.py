@@ -5,8 +5,10 @@ paystab's locustfile) over Locust's ZeroMQ protocol, against the payment-API dou
 ``conftest_load``. Pinned here: the merged counts are the sum of what each worker sent (and
 what the target saw); thresholds are judged on the merged records — a p95 that the average
 of the workers' p95s would pass fails the run; too few workers is exit 4 naming how many
-came; a worker running another flow is refused (exit 2); a worker lost mid-run is listed and
-the run marked incomplete, and Ctrl-C on the master stops the workers.
+came; a worker running another flow is refused (exit 2), one without the token too (exit 4);
+a flow travels in the plan; a worker lost mid-run is listed and the run marked incomplete,
+and Ctrl-C on the master stops the workers (with a user's locustfile on both sides). Fast,
+without load: the admission rules, the flags, and the gated master against raw clients.
 """
 
 from __future__ import annotations
