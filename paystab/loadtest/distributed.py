@@ -51,6 +51,7 @@ from paystab.loadtest.worker_admission import (
 
 __all__ = ["GatedMaster", "RemoteWorkers", "message"]
 LOST_CHECK_S = 0.2  # how often the master looks for workers gone mid-run
+CLOCK_SKEW_WARN_S = 0.5  # records carry the workers' wall clocks; windows are cut by them
 
 
 def message(kind: str, data: Any, node_id: str) -> Any:
@@ -175,7 +176,10 @@ class RemoteWorkers:
             gevent.sleep(0.05)
         self.admission.open = False
         for seat in self.admission.seats.values():
-            self.announce(f"worker {seat.id} joined")
+            skew = seat.clock_offset_s
+            self.announce(f"worker {seat.id} joined" + (
+                f"; its clock is {skew:+.1f} s off this one: windows are cut by the workers' "
+                "clocks, sync them (NTP)" if abs(skew) > CLOCK_SKEW_WARN_S else ""))
 
     def watch(self, session: Any) -> None:
         """Until the run ends: a worker gone mid-run is marked lost and its source closed."""
