@@ -206,6 +206,10 @@ def test_two_workers_merge_into_one_stream_judged_as_one(gateway: FakeGateway, t
     assert summary["attempts"] == len(gateway.seen)
     issued = re.search(r"(\d+) arrivals issued", ours.err)
     assert issued is not None and int(issued.group(1)) == 150, ours.err
+    seats = workers["workers"]
+    assert sorted(w["checkouts"] for w in seats) == [150, 150]
+    assert sum(w["checkouts"] for w in seats) == summary["requests"]
+    assert sum(w["issued"] for w in seats) == data["generator"]["issued"] == 300
     # judged on the merged records: the average of per-worker p95s passes, the merge does not
     latencies: dict[str, list[float]] = defaultdict(list)
     with rows.open() as fh:

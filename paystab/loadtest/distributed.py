@@ -37,6 +37,7 @@ from locust.rpc import Message
 from locust.runners import STATE_MISSING, MasterRunner
 
 from paystab.exceptions import Aborted, EnvironmentProblem, InvalidInput
+from paystab.loadtest.session import MSG_BATCH
 from paystab.loadtest.worker_admission import (
     DEFAULT_PORT,
     MSG_HELLO,
@@ -86,6 +87,8 @@ class GatedMaster(MasterRunner):
         if msg.type == "quit":
             self._forget(client_id)
             return
+        if msg.type == MSG_BATCH and isinstance(msg.data, dict):
+            seats[client_id].count_batch(msg.data)  # per-worker counts for the report
         super().handle_message(client_id, msg)
 
     def _forget(self, client_id: str) -> None:

@@ -95,10 +95,21 @@ class WorkerSeat:
     clock_offset_s: float  # its clock minus ours at hello (one-way: includes the latency)
     lost_at: float | None = None
     lost_reason: str = ""
+    checkouts: int = 0  # records it sent (what the merged summary adds up)
+    dropped: int = 0  # arrivals it could not start
+    issued: int = 0  # arrivals its pacer scheduled (checkouts + dropped + any cut off)
+
+    def count_batch(self, data: Any) -> None:
+        """A ``paystab_batch`` from this worker (``session.py`` defines its shape)."""
+        self.checkouts += len(data.get("rows") or ())
+        self.dropped += sum(int(count) for _tick, count in data.get("dropped") or ())
+        self.issued = max(self.issued, int(data.get("issued") or 0))
 
     def to_json(self, run_start: float | None) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "host": host_of(self.id),
-                                "clock_offset_s": round(self.clock_offset_s, 3)}
+                                "clock_offset_s": round(self.clock_offset_s, 3),
+                                "checkouts": self.checkouts, "dropped": self.dropped,
+                                "issued": self.issued}
         if self.lost_at is not None:
             data["lost_at_s"] = round(self.lost_at - (run_start or self.lost_at), 3)
             data["reason"] = self.lost_reason
