@@ -97,12 +97,15 @@ class LateSuccessVoider:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.give_up_after_s
         delay_s = self.first_retry_s
+        # Not at once: a PSP that just timed out is likely still down (and may still be
+        # deciding the charge); then back off while it stays down.
+        await asyncio.sleep(delay_s)
         while not await psp.void_late_success(payment, known):
+            delay_s = min(self.max_retry_s, delay_s * 2)
             if loop.time() + delay_s > deadline:
                 log.error("gave up voiding %s at %s: reconcile by hand", payment.reference, psp.name)
                 return
-            await asyncio.sleep(delay_s)  # the PSP is still down: back off
-            delay_s = min(self.max_retry_s, delay_s * 2)
+            await asyncio.sleep(delay_s)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (up to ``timeout_s``) for the voids in progress, at shutdown."""
