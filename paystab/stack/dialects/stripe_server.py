@@ -174,7 +174,7 @@ async def _confirm(call: RouteCall, state: StripeState, doc: dict[str, Any]) -> 
     except ValueError as exc:  # the book's key was used for another charge
         raise RouteError(error(400, "idempotency_error", str(exc))) from None
     call.delay_s = 0.0
-    state.intent_keys[doc["id"]] = request.idempotency_key
+    state.set_intent_key(doc["id"], request.idempotency_key)
     call.result = outcome.code
     charge_id = charge_ref(state, doc["id"])
     doc["latest_charge"] = charge_id
@@ -290,6 +290,7 @@ async def update_intent(call: RouteCall) -> HttpReply:
             doc[name] = form[name] or None
     if isinstance(form.get("metadata"), dict):
         doc["metadata"].update(form["metadata"])
+        state.index_metadata(doc)
     if "amount" in form and doc["status"] in ("requires_payment_method",
                                               "requires_confirmation"):
         doc["amount"] = int_param(form, "amount")
@@ -323,8 +324,17 @@ async def search_intents(call: RouteCall) -> HttpReply:
                                    "status:'value' joined by AND.", "parameter_invalid_string",
                                    "query"))
         clauses.append((name.strip(), value[1:-1].replace("\\'", "'").replace("\\\\", "\\")))
+    # Metadata clauses read the index (the gateway's look-up by key is one); only a search
+    # by status alone scans every intent.
+    by_metadata = []
+    for name, value in clauses:
+        key = _metadata_name(name)
+        if key is not None:
+            by_metadata.append((key, value))
+    candidates = (state.search_candidates(by_metadata) if by_metadata
+                  else list(reversed(state.intents.values())))
     found = []
-    for doc in reversed(state.intents.values()):
+    for doc in candidates:
         if all(_field(doc, name) == value for name, value in clauses):
             key = state.intent_keys.get(doc["id"])
             if key is not None and state.host.book.record(key) is None:
@@ -337,7 +347,13 @@ async def search_intents(call: RouteCall) -> HttpReply:
                        "next_page": None, "total_count": len(found)})
 
 
-def _field(doc: dict[str, Any], name: str) -> object:
+def _metadata_name(name: str) -> str | None:
+    """``k`` of a ``metadata['k']`` clause name, else None."""
     if name.startswith("metadata[") and name.endswith("]"):
-        return doc["metadata"].get(name[9:-1].strip("'\""))
-    return doc.get(name)
+        return name[9:-1].strip("'\"")
+    return None
+
+
+def _field(doc: dict[str, Any], name: str) -> object:
+    key = _metadata_name(name)
+    return doc["metadata"].get(key) if key is not None else doc.get(name)
