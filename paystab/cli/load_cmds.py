@@ -242,7 +242,8 @@ def _check_master(master: bool, expect_workers: int | None, processes: int, user
 
 
 def _workers_line(workers: dict[str, Any]) -> str:
-    text = f"workers: {workers['joined']} of {workers['expected']} joined"
+    counts = " + ".join(str(w.get("checkouts", 0)) for w in workers["workers"])
+    text = f"workers: {workers['joined']} of {workers['expected']} joined ({counts} checkouts)"
     for lost in workers["lost"]:
         text += f"; {lost['id']} lost at {lost.get('lost_at_s', 0):.1f} s ({lost.get('reason')})"
     return text
