@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -93,6 +94,8 @@ class Prometheus:
 @pytest.fixture
 def shop_env(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[dict[str, str]]:  # noqa: F811
     """What stack.yaml asks of its environment: ports, a fresh database, a Prometheus."""
+    for module in ("stripe", "Adyen", "psycopg"):  # what the shop imports
+        pytest.importorskip(module) if os.environ.get("CI") != "true" else __import__(module)
     metrics_port = _free_port()
     prometheus = Prometheus(tmp_path, metrics_port)
     try:
@@ -148,8 +151,11 @@ def check_common(report: dict[str, Any], env: dict[str, str], out: Path) -> list
     assert report["reconciliation"]["orphans"] == 0
     rows = orders(env["SHOP_DATABASE_URL"])
     paid = [r for r in rows if r["state"] == "paid"]
-    # the load went through the shop's API: one paid order per approved checkout
-    assert len(paid) == report["traffic"]["approved"] > 0
+    # the load went through the shop's API: one paid order per approved checkout (and per
+    # checkout the stop cut off, which the shop still finished)
+    cut = [int(m.group(1)) for n in report["notes"] if (m := re.match(r"(\d+) checkout\(s\) cut off", n))]
+    assert report["traffic"]["approved"] <= len(paid) <= report["traffic"]["approved"] + sum(cut)
+    assert len(paid) > 0
     assert all(r["psp"] in ("card-alpha", "card-bravo") and r["psp_reference"] for r in paid)
     # and the PSP side is the simulators' ledgers, which hold the shop's order references
     captured: dict[str, set[str]] = {}
