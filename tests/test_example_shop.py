@@ -297,3 +297,19 @@ def test_no_card_number_is_stored_or_logged(shop: Shop) -> None:
     log = shop.log_path.read_text(errors="replace")
     for pan in (APPROVE, INSUFFICIENT):
         assert pan not in dump and pan not in log
+
+
+def test_the_stack_file_validates_and_names_what_it_needs_from_the_environment() -> None:
+    env = dict(os.environ, SHOP_PORT="8080", SHOP_METRICS_PORT="9464",
+               SHOP_DATABASE_URL="postgresql://shop@127.0.0.1:5432/shop",
+               SHOP_PROMETHEUS_URL="http://127.0.0.1:9090")
+    command = [sys.executable, "-m", "paystab", "stack", "validate", str(SHOP / "stack.yaml")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "card-alpha (stripe), card-bravo (adyen)" in done.stdout
+    for name in ("SHOP_PORT", "SHOP_PROMETHEUS_URL"):
+        env.pop(name)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert "stack.yaml:" in done.stderr and "SHOP_PORT is not set" in done.stderr
+    assert "SHOP_PROMETHEUS_URL is not set" in done.stderr and "Traceback" not in done.stderr
