@@ -65,6 +65,7 @@ class Shop:
     database_url: str
     sims: SimThread
     log_path: Path
+    env: dict[str, str]
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
         data = None if body is None else json.dumps(body).encode()
@@ -148,7 +149,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory,
             proc = subprocess.Popen([sys.executable, "-m", "shop"], cwd=SHOP, env=env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         handle = Shop(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
-                      database_url, sims, log_path)
+                      database_url, sims, log_path, env)
         try:
             def up() -> bool:
                 assert proc.poll() is None, log_path.read_text(errors="replace")
@@ -285,6 +286,44 @@ def test_the_shops_own_metric_names_are_what_the_stack_file_queries(shop: Shop) 
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                              text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.slow
+def test_with_an_admin_token_the_switch_wants_it(shop: Shop, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in shop.env.items() if k != "SHOP_METRICS_LISTEN"}
+    env.update(SHOP_LISTEN=f"127.0.0.1:{port}", SHOP_ADMIN_TOKEN="s3cret-token")
+    with (tmp_path / "shop.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "shop"], cwd=SHOP, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    other = Shop(f"http://127.0.0.1:{port}", "", shop.database_url, shop.sims, tmp_path / "shop.log", env)
+
+    def put(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(other.url + "/internal/psp/card-alpha", method="PUT",
+                                         data=b'{"enabled": true}', headers=headers)
+        try:
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=5) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "shop.log").read_text(errors="replace")
+            try:
+                return other.call("GET", "/healthz")[0] == 200
+            except OSError:
+                return False
+        wait_for(up, 30, "the second shop")
+        assert put({}) == 401
+        assert put({"Authorization": "Bearer wrong"}) == 401
+        assert put({"Authorization": "Bearer s3cret-token"}) == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    # off loopback without a token, the shop refuses to start
+    refused = subprocess.run([sys.executable, "-m", "shop"], cwd=SHOP, capture_output=True, text=True,
+                             timeout=60, env={**env, "SHOP_LISTEN": "0.0.0.0:1", "SHOP_ADMIN_TOKEN": ""})
+    assert refused.returncode == 2 and "SHOP_ADMIN_TOKEN" in refused.stderr
 
 
 @pytest.mark.slow
