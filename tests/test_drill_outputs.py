@@ -126,3 +126,34 @@ def test_piped_summary_is_one_fact_per_line() -> None:
     assert any(line.startswith("false failovers: ") for line in lines)
     assert any(line.startswith("reconciliation double_charges: ") for line in lines)
     assert "┃" not in text and "│" not in text  # no table borders
+
+
+@pytest.mark.parametrize(("verdicts", "code"), [
+    (("inconclusive", "pass"), 4), (("inconclusive", "fail"), 1), (("pass", "pass"), 0)])
+def test_an_inconclusive_drill_lets_the_next_runbooks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          verdicts: tuple[str, str], code: int) -> None:
+    """Several runbooks: an inconclusive one is reported and the rest still run; a fail
+    outranks an inconclusive, which outranks a pass."""
+    from paystab.drill import cli_run, runner
+    from paystab.exceptions import Inconclusive
+
+    ran: list[str] = []
+
+    def fake_run(self: runner.Drill) -> object:
+        report = copy.deepcopy(demo_variants()["pass"])
+        report.runbook = self.options.runbook
+        report.verdict = verdicts[len(ran)]
+        report.inconclusive_reason = "the load generator dropped 9 of 10 arrivals"
+        ran.append(self.options.runbook)
+        return report
+
+    monkeypatch.setattr(runner.Drill, "run", fake_run)
+    monkeypatch.setattr(cli_run, "patch_with_gevent", lambda: None)
+    junit = tmp_path / "junit.xml"
+    try:
+        got = cli_run.run_drills(["one", "two"], None, None, None, None, tmp_path / "out", junit, False)
+    except Inconclusive:
+        got = 4
+    assert ran == ["one", "two"] and got == code
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["paystab.drill.one", "paystab.drill.two"]

@@ -1,5 +1,6 @@
 """``paystab drill``: run a runbook and give a verdict (exit 0 pass, 1 fail, 3 aborted or
-interrupted, 4 inconclusive: the measuring apparatus limited the run)."""
+interrupted, 4 inconclusive: the measuring apparatus limited the run). With several runbooks
+every one runs (an abort stops the rest) and the worst counts: a fail outranks an inconclusive."""
 
 from __future__ import annotations
 

@@ -125,6 +125,7 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
     outs = {name: out_dir if len(runbooks) == 1 else out_dir / Path(name).stem for name in runbooks}
     check_output_paths(list(outs.values()), junit)
     done: list[Report] = []
+    inconclusive: list[Report] = []
     for name in runbooks:
         out = outs[name]
         options = DrillOptions(runbook=name, target_url=target_url, ready_file=ready_file,
@@ -153,5 +154,10 @@ def run_drills(runbooks: list[str], target_url: str | None, duration_s: float | 
             from paystab.exceptions import Aborted
 
             raise Aborted(f"interrupted by {interrupted[0]} while the reports were written; they are complete")
+        if report.verdict == "inconclusive":
+            inconclusive.append(report)  # the other runbooks still run: their verdicts count
+            continue
         worst = max(worst, exit_for(report))  # an aborted drill raises: the rest do not run
+    if inconclusive and worst == 0:
+        exit_for(inconclusive[0])  # raises Inconclusive: exit 4
     return worst
