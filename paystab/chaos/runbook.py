@@ -121,6 +121,28 @@ class LoadSpec:
     # The shortest ``--duration`` the hypotheses can still be judged in (fault schedule,
     # detector warm-up and recovery windows scale with the duration; these do not).
     min_duration_s: float = 20.0
+    # What each arrival sends, when the runbook says (``load.flow``, ``flow_file`` or
+    # ``locustfile``); None: the stack file's checkout (``drill --stack``), else paystab's payment.
+    checkout: LoadCheckout | None = None
+
+
+@dataclass(frozen=True)
+class LoadCheckout:
+    """The runbook's own checkout: ``kind`` is the key it was given under (``flow``,
+    ``flow_file``, ``locustfile``); ``flow`` the checked flow as JSON (for both flow keys:
+    a flow file is read when the runbook loads); ``locustfile`` an absolute path, imported
+    only when the drill starts (importing Locust gevent-patches the process)."""
+
+    kind: str
+    flow: Mapping[str, Any] | None = None
+    locustfile: str | None = None
+    line: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "locustfile":
+            return f"load.locustfile ({self.locustfile})"
+        name = (self.flow or {}).get("name", "flow")
+        return f"load.{self.kind} (flow '{name}')"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ The file is read as YAML 1.2 with the line of every field (:mod:`paystab.config.
 validated against :class:`~paystab.chaos.runbook_model.RunbookModel` (keys, types, units,
 limits), then checked for what the model cannot know alone: fault kinds and parameters
 (looked up in the fault registry), duplicate names, faults scheduled after the load ends,
-profile parameters, abort conditions, hypotheses on unknown report variables, provider or
-process names the target does not have, and targets outside the ``allow`` list. Every
+profile parameters, the checkout the load sends (``load.flow``'s templates and JSON paths,
+the ``load.flow_file`` read, the ``load.locustfile`` found: both relative to the runbook),
+abort conditions, hypotheses on unknown report variables, provider or process names the
+target does not have, and targets outside the ``allow`` list. Every
 problem of the file is reported at once, each as ``file:line: field: problem (expected …)``
 (:class:`~paystab.config.problems.ConfigInvalid`, exit 2).
 """
@@ -28,6 +30,7 @@ from paystab.chaos.runbook import (
     WINDOW_METRICS,
     AbortCondition,
     FaultStep,
+    LoadCheckout,
     LoadSpec,
     Probe,
     Runbook,
@@ -35,6 +38,7 @@ from paystab.chaos.runbook import (
     TargetSpec,
 )
 from paystab.chaos.runbook_model import (
+    CHECKOUT_KEYS,
     AbortModel,
     FaultModel,
     LoadModel,
@@ -58,25 +62,37 @@ MIN_DURATION_DEFAULT_S = 20.0
 
 def load_runbook_file(path: str | Path) -> Runbook:
     value, lines = load_file_with_lines(path)
-    return parse_runbook(value, lines, str(path))
+    try:
+        text: str | None = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None  # read once already; the inline flow's deeper checks are then skipped
+    return parse_runbook(value, lines, str(path), text=text, base_dir=Path(path).parent)
 
 
-def load_runbook_text(text: str, source: str = "<runbook>") -> Runbook:
+def load_runbook_text(text: str, source: str = "<runbook>",
+                      base_dir: str | Path | None = None) -> Runbook:
+    """``base_dir``: where ``load.flow_file`` / ``load.locustfile`` are looked for (default:
+    the directory of ``source`` when it is a file, else the working directory)."""
     value, lines = load_with_lines(text, source)
-    return parse_runbook(value, lines, source)
+    return parse_runbook(value, lines, source, text=text,
+                         base_dir=Path(base_dir) if base_dir is not None else None)
 
 
-def parse_runbook(value: object, lines: dict[Loc, int], source: str) -> Runbook:
-    """Validate a parsed runbook; raise every problem at once."""
+def parse_runbook(value: object, lines: dict[Loc, int], source: str, *,
+                  text: str | None = None, base_dir: Path | None = None) -> Runbook:
+    """Validate a parsed runbook; raise every problem at once. ``text`` (the file's text)
+    lets an inline ``load.flow`` be checked at its lines; ``base_dir`` resolves its paths."""
+    if base_dir is None:
+        base_dir = Path(source).parent if Path(source).is_file() else Path.cwd()
     problems = Problems(source, lines)
     try:
         model = RunbookModel.model_validate(value)
     except ValidationError as exc:
         problems.add_validation(exc, RunbookModel)
-        _check_valid_parts(value, problems)
+        _check_valid_parts(value, _Checker(problems, text, base_dir))
         problems.raise_if_any()
         raise  # unreachable: a validation error always has a problem
-    checker = _Checker(problems)
+    checker = _Checker(problems, text, base_dir)
     target = checker.target(model.target)
     load = checker.load(model.load)
     steady = checker.steady(model.steady_state)
@@ -100,13 +116,13 @@ def _valid(model: type[M], raw: object) -> M | None:
         return None
 
 
-def _check_valid_parts(value: object, problems: Problems) -> None:
+def _check_valid_parts(value: object, checker: _Checker) -> None:
     """When the file as a whole does not validate, still run the checks beyond the model on
     the sections that do (a misspelt fault kind is reported with a missing unit elsewhere).
     Their own validation errors are already in ``problems``."""
     if not isinstance(value, dict):
         return
-    checker = _Checker(problems)
+    problems = checker.problems
     raw_target = value.get("target")
     target_model = _valid(TargetModel, raw_target) if raw_target is not None else None
     target_ok = raw_target is None or target_model is not None
@@ -144,10 +160,13 @@ def _check_valid_parts(value: object, problems: Problems) -> None:
 class _Checker:
     """The checks beyond the model; each adds its problems and answers what it could build."""
 
-    def __init__(self, problems: Problems) -> None:
+    def __init__(self, problems: Problems, text: str | None = None,
+                 base_dir: Path | None = None) -> None:
         self.problems = problems
         self.lines = problems.lines
         self.source = problems.source
+        self.text = text
+        self.base_dir = base_dir if base_dir is not None else Path.cwd()
 
     def line(self, *loc: str | int) -> int | None:
         return self.lines.get(loc)
@@ -220,7 +239,73 @@ class _Checker:
                 self.problems.add(("load", "params", field) if field else ("load", "params"),
                                   exc.problem, exc.expected)
         return LoadSpec(profile=profile, rate_per_s=model.rate, duration_s=duration_s,
-                        users=model.users, params=params, min_duration_s=min_duration_s)
+                        users=model.users, params=params, min_duration_s=min_duration_s,
+                        checkout=self.checkout(model))
+
+    def checkout(self, model: LoadModel) -> LoadCheckout | None:
+        """``load.flow`` / ``flow_file`` / ``locustfile``: at most one, else nothing is sent."""
+        given = [key for key in CHECKOUT_KEYS if getattr(model, key) is not None]
+        if len(given) > 1:
+            self.problems.add(("load", given[1]), f"{given[0]} and {given[1]} both say what the "
+                              "load sends", "at most one of flow, flow_file, locustfile")
+            return None
+        if model.flow is not None:
+            where: Loc = ("load", "flow")
+            self._check_inline_flow()
+            return LoadCheckout("flow", flow=model.flow.model_dump(mode="json", by_alias=True),
+                                line=self.line(*where))
+        if model.flow_file is not None:
+            from paystab.loadtest.flow import load_flow
+
+            path = self._resolve(model.flow_file)
+            try:
+                flow = load_flow(path)
+            except InvalidInput as exc:
+                if exc.source == path and exc.line is None:  # unreadable: say where it is named
+                    self.problems.add(("load", "flow_file"), f"{exc.problem}: {path}",
+                                      exc.expected or "a flow YAML file (as for `paystab load "
+                                      "--flow`), relative to the runbook")
+                else:  # a mistake inside the flow file: its own file:line:field
+                    named = self.line("load", "flow_file")
+                    self.problems.add_error(InvalidInput(
+                        f"{exc.problem} (the load.flow_file of {self.source}"
+                        f"{f':{named}' if named else ''})", source=exc.source, line=exc.line,
+                        field=exc.field, expected=exc.expected))
+                return None
+            return LoadCheckout("flow_file", flow=flow.model_dump(mode="json", by_alias=True),
+                                line=self.line("load", "flow_file"))
+        if model.locustfile is not None:
+            path = self._resolve(model.locustfile)
+            expected = "a Python file with Locust User classes, relative to the runbook"
+            if not Path(path).is_file():
+                self.problems.add(("load", "locustfile"), f"file not found: {path}", expected)
+                return None
+            if not path.endswith(".py"):
+                self.problems.add(("load", "locustfile"), f"{path} is not a .py file", expected)
+                return None
+            return LoadCheckout("locustfile", locustfile=path,
+                                line=self.line("load", "locustfile"))
+        return None
+
+    def _resolve(self, path: str) -> str:
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else (self.base_dir / p).absolute())
+
+    def _check_inline_flow(self) -> None:
+        """The inline flow's templates and JSON paths (the flow module's own checks, which
+        need the YAML nodes for their lines: the text is parsed once more)."""
+        if self.text is None:
+            return
+        from paystab.loadtest.flow import check_flow, flow_from_json
+        from paystab.yamlsrc import load_yaml_text
+
+        try:
+            node = load_yaml_text(self.text, self.source).field("load").field("flow")
+            check_flow(flow_from_json(node.value), node)
+        except InvalidInput as exc:
+            self.problems.add_error(exc)
+        except ValidationError:
+            pass  # already reported through the model
 
     def profile(self, name: str) -> bool:
         from paystab.loadtest.profiles import PROFILES

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from paystab.config.types import Duration, Rate, Share, Strict
+from paystab.loadtest.flow import Flow
 
 WEEK_S = 7 * 86400.0
 Name = Annotated[str, Field(min_length=1)]
@@ -62,6 +63,18 @@ class LoadModel(Strict):
     users: int | None = Field(default=None, ge=1)
     params: dict[str, float | str] | None = Field(default=None, description=(
         "the profile's own parameters; those in seconds take a duration (10s)"))
+    # What each arrival sends: at most one (the loader checks, at the second key's line). None:
+    # the stack file's checkout (`paystab drill --stack`), else paystab's own payment. One given
+    # wins over the stack file's.
+    flow: Flow | None = Field(default=None, description=(
+        "an inline checkout flow: the same model as the flow: of `paystab load --flow` files"))
+    flow_file: Name | None = Field(default=None, description=(
+        "a flow file (as for `paystab load --flow`), relative to the runbook"))
+    locustfile: Name | None = Field(default=None, description=(
+        "your Locust file (as for `paystab load -f`), relative to the runbook"))
+
+
+CHECKOUT_KEYS = ("flow", "flow_file", "locustfile")
 
 
 WhenChoice = Literal["before", "after"]

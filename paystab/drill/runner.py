@@ -145,6 +145,11 @@ class Drill:
         out = self.options.out_dir
         out.mkdir(parents=True, exist_ok=True)
         target = self._target(runbook, out)
+        from paystab.drill.load_source import drill_load
+
+        self._load = drill_load(runbook, self._stack_target)  # a bad locustfile: exit 2 here
+        if self._load.note:
+            notes = [*notes, self._load.note]
         run = _Run()
         report = Report(runbook=runbook.name, seed=runbook.seed,
                         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -170,7 +175,6 @@ class Drill:
     def _target(self, runbook: Runbook, out: Path) -> Target:
         if self._stack is not None:
             self._stack_target = StackTarget(self._stack, out / "stack", runbook.seed)
-            self._stack_target.load_plan(runbook)  # a bad locustfile: exit 2 before it starts
             return self._stack_target
         if self.options.target_url or self.options.ready_file or not runbook.target.reference:
             return RemoteTarget(self.options.target_url or runbook.target.gateway_url,
@@ -253,8 +257,7 @@ class Drill:
             watcher.start()
             self._set_phase("load")
             lag_probe.start()
-            plan, user_classes = (None, None) if self._stack_target is None \
-                else self._stack_target.load_plan(runbook)
+            plan, user_classes = self._load.plan, self._load.user_classes
             try:
                 result = run_load(endpoints.gateway_url, runbook.load.profile, runbook.load.rate_per_s,
                                   runbook.load.duration_s, seed=runbook.seed, users=runbook.load.users,
