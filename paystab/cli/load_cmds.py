@@ -65,7 +65,8 @@ def _graceful_stop() -> Iterator[threading.Event]:
 def _target_options(fn: Any) -> Any:
     fn = click.option("--ready-file", type=click.Path(dir_okay=False),
                       help="ready file of `paystab up`: use its gateway")(fn)
-    return click.option("--target", metavar="URL", help="gateway base URL")(fn)
+    return click.option("--target", "--host", "target", metavar="URL",
+                        help="base URL of the stack under load (--host: Locust's name)")(fn)
 
 
 def _common_options(fn: Any) -> Any:
@@ -114,7 +115,8 @@ def _console() -> Console:
 @click.option("--profile", default="steady", show_default=True,
               help="load shape (see --list-profiles)")
 @click.option("--rps", metavar="N", help="arrival rate, payments/s (default 50)")
-@click.option("--duration", "-t", metavar="S", help="seconds, or 30s/2m (default: the profile's)")
+@click.option("--duration", "-t", "--run-time", "duration", metavar="S",
+              help="seconds, or 30s/2m (default: the profile's; --run-time: Locust's name)")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="shape parameter, repeatable (see --list-profiles)")
 @click.option("--mix", "mix_path", type=click.Path(dir_okay=False),
@@ -130,18 +132,20 @@ def _console() -> Console:
               help="checkout flow YAML (steps, templates, classification; docs/load.md)")
 @click.option("-f", "--locustfile", type=click.Path(dir_okay=False),
               help="your locustfile: its User classes, paced by paystab")
-@click.option("-r", "--spawn-rate", "_spawn_rate", type=float, hidden=True,
-              help="accepted for Locust users: paystab's users only wait, all start at once")
-@click.option("--headless", "_headless", is_flag=True, hidden=True,
-              help="accepted for Locust users: paystab has no web UI")
+@click.option("-r", "--spawn-rate", type=float, metavar="N",
+              help="users started per second while the pool fills (default: all at once); "
+                   "arrivals begin once every user is started, so it paces the users' on_start, "
+                   "not the arrival rate (that is --rps in the --profile's shape)")
+@click.option("--headless", is_flag=True,
+              help="no live view, as --no-live (paystab has no web UI)")
 @_master_options
 @_common_options
 @click.pass_context
 def load(ctx: click.Context, target: str | None, ready_file: str | None, profile: str,
          rps: str | None, duration: str | None, params: tuple[str, ...], mix_path: str | None,
          window: str, csv_path: str | None, html_path: str | None, list_profiles: bool,
-         flow_path: str | None, locustfile: str | None, _spawn_rate: float | None,
-         _headless: bool, master: bool, expect_workers: int | None, expect_workers_max_wait: str,
+         flow_path: str | None, locustfile: str | None, spawn_rate: float | None,
+         headless: bool, master: bool, expect_workers: int | None, expect_workers_max_wait: str,
          master_bind_host: str, master_bind_port: int, token: str | None,
          users: int | None, processes: int, thresholds: tuple[str, ...], seed: int,
          json_dest: str | None, expected_peak: str | None, no_live: bool) -> None:
@@ -173,6 +177,10 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
     window_s = _seconds(window, "--window") or 30.0
     peak = _rate(expected_peak, "--expected-peak")
     _check_processes(processes, plan.users)
+    if spawn_rate is not None and not spawn_rate > 0:
+        raise InvalidInput(f"spawn rate must be > 0, got {spawn_rate:g}", source="--spawn-rate",
+                           expected="users started per second, > 0 (or leave it out: all at "
+                           "once)")
     _check_outputs(json_dest, ("--csv", csv_path), ("--html", html_path))
     _check_master(master, expect_workers, processes, plan.users, master_bind_host, token)
     wait_s = _seconds(expect_workers_max_wait, "--expect-workers-max-wait") or 60.0
@@ -195,7 +203,8 @@ def load(ctx: click.Context, target: str | None, ready_file: str | None, profile
                 bind_port=master_bind_port, token=token, wait_s=wait_s, stop_event=stop,
                 announce=lambda text: click.echo(f"paystab: {text}", err=True))
         result = run_load(url, plan=plan, processes=processes, thresholds=list(thresholds),
-                          window_s=window_s, live=not no_live, html_path=html_path,
+                          window_s=window_s, live=not (no_live or headless),
+                          html_path=html_path, spawn_rate=spawn_rate,
                           preflight=False, expected_peak=peak, stop_event=stop,
                           user_classes=user_classes, remote=remote)
     if csv_path:

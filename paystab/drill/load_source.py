@@ -43,12 +43,12 @@ def drill_load(runbook: Runbook, stack_target: StackTarget | None) -> DrillLoad:
             return DrillLoad()
         plan, user_classes = stack_target.load_plan(runbook)
         return DrillLoad(plan, user_classes)
-    note = f"load: the runbook's {checkout.describe()}"
+    note = f"load: the runbook's {checkout.describe()} is sent"
     if stack_target is not None:
         stack_kind = stack_target.spec.checkout.kind
         set_aside = ("its payment API" if stack_kind == "paystab"
                      else f"its checkout.{stack_kind}")
-        note += (f" is sent to the stack file's checkout.base_url instead of {set_aside} "
+        note += (f" to the stack file's checkout.base_url instead of {set_aside} "
                  "(a runbook's own checkout is more specific than the stack file's)")
     if checkout.locustfile is not None:
         from paystab.loadtest.userfile import load_user_classes, paced

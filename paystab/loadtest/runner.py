@@ -71,8 +71,11 @@ class Harness:
         self, target_url: str, plan: LoadPlan, *, processes: int = 1,
         on_record: Callable[[CheckoutRecord], None] | None = None, live: bool = False,
         console: Console | None = None, user_classes: Sequence[type[Any]] | None = None,
-        remote: RemoteWorkers | None = None,
+        remote: RemoteWorkers | None = None, spawn_rate: float | None = None,
     ) -> None:
+        if spawn_rate is not None and not spawn_rate > 0:
+            raise InvalidInput(f"spawn rate must be > 0, got {spawn_rate:g}", source="--spawn-rate",
+                               expected="users started per second, > 0")
         if remote is not None:  # workers on other machines: their count is the share count
             processes = remote.expected
         if not 1 <= processes <= MAX_PROCESSES:
@@ -85,6 +88,9 @@ class Harness:
         self.target_url = target_url
         self.plan = plan
         self.processes = processes
+        # Users started per second while the pool fills (Locust's -r); t=0 waits for the last
+        # one. None: all at once — they only wait for arrivals, so spawning fast costs nothing.
+        self.spawn_rate = spawn_rate
         self.sink = RecordSink(on_record=on_record)
         self.live = live
         self.console = console
@@ -154,15 +160,18 @@ class Harness:
             )
             self.view.start()
         users = self.plan.users
-        # all users at once: they only wait for arrivals, so spawning fast costs nothing
-        runner.start(users, spawn_rate=float(max(users, 1) * 5))
+        runner.start(users, spawn_rate=self.spawn_rate or float(max(users, 1) * 5))
+
+    def spawn_s(self) -> float:
+        """How long filling the pool may take at the spawn rate (0 when all start at once)."""
+        return self.plan.users / self.spawn_rate if self.spawn_rate else 0.0
 
     def set_rate(self, rate: float) -> None:
         self.session.set_rate(rate)
 
     def wait_started(self, timeout_s: float = 60.0) -> float:
         """Block until t=0 (users spawned, pacers about to issue); return it (epoch s)."""
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s + self.spawn_s()
         while self.session.run_start is None:
             if time.monotonic() > deadline:
                 raise EnvironmentProblem(f"the load did not start within {timeout_s:g} s")
@@ -173,7 +182,8 @@ class Harness:
 
     def wait(self, stop_event: StopFlag | None = None) -> bool:
         """Block (cooperatively) until the run drained; False if stopped or timed out."""
-        hard = time.time() + self.plan.duration_s + self.plan.drain_s + SPAWN_GRACE_S
+        hard = (time.time() + self.plan.duration_s + self.plan.drain_s + SPAWN_GRACE_S
+                + self.spawn_s())
         session = self.session
         while not session.finished.wait(0.2):
             if stop_event is not None and stop_event.is_set():
@@ -246,13 +256,15 @@ def run_load(
     expected_peak: float | None = None, plan: LoadPlan | None = None,
     on_started: Callable[[Harness], None] | None = None,
     user_classes: Sequence[type[Any]] | None = None, remote: RemoteWorkers | None = None,
+    spawn_rate: float | None = None,
 ) -> LoadResult:
     """Run one load and return its result (thresholds evaluated, never raised on).
 
     ``on_record`` is called in this process for every finished checkout (with
     ``processes > 1``, in batches every ~0.5 s). ``user_classes`` (a user's locustfile,
     made ``userfile.paced``) replace paystab's checkout user. ``remote`` (``distributed.py``)
-    runs the load on workers of other machines instead of local processes.
+    runs the load on workers of other machines instead of local processes. ``spawn_rate``
+    (Locust's -r): users started per second while the pool fills, before t=0.
     ``stop_event.is_set()`` ends the run early
     (``result.interrupted``). Bad input raises InvalidInput; an unreachable target
     EnvironmentProblem — both before any load is sent.
@@ -264,7 +276,7 @@ def run_load(
     if preflight:
         check_reachable(target_url)
     harness = Harness(target_url, plan, processes=processes, on_record=on_record, live=live,
-                      user_classes=user_classes, remote=remote)
+                      user_classes=user_classes, remote=remote, spawn_rate=spawn_rate)
     try:
         harness.start()
         if on_started is not None:
