@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from paystab.exceptions import InvalidInput
+
 if TYPE_CHECKING:
     from paystab.chaos.runbook import Runbook
     from paystab.drill.stack_target import StackTarget
@@ -53,7 +55,13 @@ def drill_load(runbook: Runbook, stack_target: StackTarget | None) -> DrillLoad:
     if checkout.locustfile is not None:
         from paystab.loadtest.userfile import load_user_classes, paced
 
-        classes = [paced(c) for c in load_user_classes(checkout.locustfile)]
+        try:
+            classes = [paced(c) for c in load_user_classes(checkout.locustfile)]
+        except InvalidInput as exc:  # said at the runbook's line, where the file is named
+            if exc.line is not None:
+                raise
+            raise InvalidInput(exc.problem, source=runbook.source, line=checkout.line,
+                               field="load.locustfile", expected=exc.expected) from None
         return DrillLoad(None, classes, note)
     from paystab.loadtest.plan import build_plan
 
