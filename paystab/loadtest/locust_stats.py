@@ -12,32 +12,34 @@ Failures are rare and go to ``RequestStats.log_error`` one by one.
 
 When anything else listens to Locust's request event (a plugin, Locust's OpenTelemetry
 hook), per-request events are what it expects: the engine then fires them instead.
+
+A user's locustfile (``userfile.py``) fires the request event itself, once per request; there
+the batch replaces Locust's own per-request listener, with the request's method as part of
+the key.
+
+``add`` only appends one tuple; ``flush`` groups them by name, cuts them into seconds and sums, bounds and
+buckets each second with builtins (``sum``/``min``/``max`` over a slice, ``map(round, …)``
+for Locust's sub-100 ms buckets, a custom ``locust.stats.bucket_response_time`` honoured).
+Measured on the 2-core VM (shared, load ~7): Locust's own listener 12.4 µs per request; the
+first batch version (per-request counters and bucketing in ``add``) 3.6 µs; this one 0.9 µs
+for ``add`` plus 0.7 µs per request at the flush.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter
+from itertools import groupby, islice
+from operator import itemgetter, le
 from typing import Any
 
 from locust import stats as locust_stats
 from locust.stats import RequestStats
 
 FLUSH_S = 0.1
-
-
-class _Second:
-    __slots__ = ("count", "first", "last", "length", "max_ms", "min_ms", "rt_counts", "sum_ms")
-
-    def __init__(self, now: float) -> None:
-        self.count = 0
-        self.first = now
-        self.last = now
-        self.sum_ms = 0.0
-        self.min_ms: float | None = None
-        self.max_ms = 0.0
-        self.length = 0
-        self.rt_counts: defaultdict[int, int] = defaultdict(int)
+_LOCUST_BUCKETS = locust_stats.bucket_response_time  # Locust's own, unless a user replaced it
+_BY_NAME = itemgetter(0, 1)  # (name, method): Locust's key for an entry
 
 
 class StatsBatch:
@@ -46,33 +48,24 @@ class StatsBatch:
     def __init__(self, stats: RequestStats, method: str = "POST") -> None:
         self.stats = stats
         self.method = method
-        self._pending: dict[str, dict[int, _Second]] = {}
+        self._rows: list[tuple[str, str, float, float, int]] = []  # since the last flush
         self._last_flush = time.monotonic()
 
-    def add(self, name: str, response_time_ms: float, length: int, now: float) -> None:
-        """One request: ``now`` is the wall clock (epoch s) when it ended."""
-        seconds = self._pending.get(name)
-        if seconds is None:
-            seconds = self._pending[name] = {}
-        t = int(now)
-        sec = seconds.get(t)
-        if sec is None:
-            sec = seconds[t] = _Second(now)
-        sec.count += 1
-        if now > sec.last:
-            sec.last = now
-        elif now < sec.first:
-            sec.first = now
-        sec.sum_ms += response_time_ms
-        if sec.min_ms is None or response_time_ms < sec.min_ms:
-            sec.min_ms = response_time_ms
-        if response_time_ms > sec.max_ms:
-            sec.max_ms = response_time_ms
-        sec.length += length
-        sec.rt_counts[locust_stats.bucket_response_time(response_time_ms)] += 1
+    def add(self, name: str, response_time_ms: float, length: int, now: float,
+            method: str | None = None) -> None:
+        """One request: ``now`` is the wall clock (epoch s) when it ended; ``method``
+        defaults to the batch's."""
+        self._rows.append((name, self.method if method is None else method, now,
+                           response_time_ms, length))
 
-    def error(self, name: str, error: Exception) -> None:
-        self.stats.log_error(self.method, name, error)
+    def error(self, name: str, error: Exception | str | None, method: str | None = None) -> None:
+        self.stats.log_error(self.method if method is None else method, name, error)
+
+    def add_now(self, method: str, name: str, response_time_ms: Any, length: int) -> None:
+        """A request Locust counts specially (no response time): pending seconds first,
+        then Locust's own per-request accounting, so the order stays the requests'."""
+        self.flush()
+        self.stats.log_request(method, name, response_time_ms, length)
 
     def maybe_flush(self, now_mono: float) -> None:
         if now_mono - self._last_flush >= FLUSH_S:
@@ -80,25 +73,61 @@ class StatsBatch:
             self._last_flush = now_mono
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, {}
+        rows, self._rows = self._rows, []
+        rows.sort(key=_BY_NAME)  # stable: each name's requests stay in the order they ended
         # Second by second across names, as the requests happened: the total's per-second
         # response-time cache must see every name's earlier seconds before a new one.
-        work = sorted((t, name, sec) for name, seconds in pending.items() for t, sec in seconds.items())
-        for t, name, sec in work:
+        work: list[tuple[int, tuple[str, str], int, _Second]] = []
+        for key, group in groupby(rows, _BY_NAME):
+            _names, _methods, ends, times, lengths = zip(*group, strict=True)
+            if all(map(le, ends, islice(ends, 1, None))):  # in time order: cut at each second
+                start, size = 0, len(ends)
+                while start < size:
+                    t = int(ends[start])
+                    stop = bisect_left(ends, t + 1, start)
+                    work.append((t, key, start, _Second(ends, times, lengths, start, stop)))
+                    start = stop
+                continue
+            start = 0  # the wall clock stepped back: runs of one second
+            for t, run in groupby(map(int, ends)):
+                stop = start + len(list(run))
+                work.append((t, key, start, _Second(ends, times, lengths, start, stop)))
+                start = stop
+        work.sort(key=lambda item: item[:3])
+        for t, key, _start, sec in work:
             _apply(self.stats.total, t, sec)
-            _apply(self._entry(name, sec), t, sec)
+            _apply(self._entry(key, sec), t, sec)
 
-    def _entry(self, name: str, first: _Second) -> Any:
-        """Locust's entry for ``name``; a new one dated as if made by its first request."""
-        key = (name, self.method)
+    def _entry(self, key: tuple[str, str], first: _Second) -> Any:
+        """Locust's entry for (name, method); a new one dated as if made by its first request."""
         if key in self.stats.entries:
             return self.stats.entries[key]
-        entry: Any = self.stats.get(name, self.method)
+        entry: Any = self.stats.get(*key)
         entry.start_time = first.first
         if entry.use_response_times_cache:
             entry.response_times_cache = None
             entry._cache_response_times(int(first.first))
         return entry
+
+
+class _Second:
+    """What one name's requests that ended within one second add up to."""
+
+    __slots__ = ("count", "first", "last", "length", "max_ms", "min_ms", "rt_counts", "sum_ms")
+
+    def __init__(self, all_ends: tuple[float, ...], all_times: tuple[float, ...],
+                 all_lengths: tuple[int, ...], start: int, stop: int) -> None:
+        ends, times = all_ends[start:stop], all_times[start:stop]
+        self.count = stop - start
+        self.first, self.last = min(ends), max(ends)
+        self.sum_ms = sum(times)
+        self.min_ms, self.max_ms = min(times), max(times)
+        self.length = sum(all_lengths[start:stop])
+        bucket = locust_stats.bucket_response_time
+        if bucket is _LOCUST_BUCKETS and self.max_ms < 100:
+            self.rt_counts = Counter(map(round, times))  # Locust's bucket below 100 ms
+        else:
+            self.rt_counts = Counter(map(bucket, times))
 
 
 def _apply(entry: Any, t: int, sec: _Second) -> None:  # a locust StatsEntry (typed int ms; floats in practice)
@@ -111,7 +140,6 @@ def _apply(entry: Any, t: int, sec: _Second) -> None:  # a locust StatsEntry (ty
     if not last or sec.last > last:
         entry.last_request_timestamp = sec.last
     entry.total_response_time += sec.sum_ms
-    assert sec.min_ms is not None
     entry.min_response_time = sec.min_ms if entry.min_response_time is None else min(
         entry.min_response_time, sec.min_ms)
     entry.max_response_time = max(entry.max_response_time, sec.max_ms)
