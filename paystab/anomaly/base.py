@@ -71,7 +71,7 @@ def register(name: str, config_cls: type[Any], build: Callable[[Any], Detector])
 def _load_builtins() -> None:
     # Implementations register themselves on import; importing them here (not at module top)
     # keeps base.py free of cycles and PyOD's slow import out of processes that never use it.
-    from paystab.anomaly import failure_rate, hang, latency, pyod_models  # noqa: F401
+    from paystab.anomaly import failure_rate, hang, latency, pyod_models, streaming  # noqa: F401
 
 
 def names() -> list[str]:
