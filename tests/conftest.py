@@ -24,6 +24,25 @@ from paystab.stack.endpoints import StackEndpoints
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+# Tests that load the CPU on purpose (burners on every core, capacity searches, benchmarks,
+# fuzzing, the ×10 flash sale). When the suite runs on two workers (scripts/test: pytest-xdist
+# ``--dist loadgroup``) they share one group, so two of them never run side by side; every
+# other test, drills included, may run beside one of them, as on a shared CI runner.
+CPU_HEAVY_FILES = {
+    "test_drill_busy_host.py", "test_load_acceptance.py", "test_load_benchmark.py",
+    "test_anomaly_benchmark.py", "test_gateway_fuzz.py", "test_openapi_schemathesis.py",
+    "test_load_distributed.py",
+}
+CPU_HEAVY_TESTS = ("flash-sale", "flash_sale", "test_capacity_finds_the_knee")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.nodeid.split("::", 1)
+        if Path(name[0]).name in CPU_HEAVY_FILES or any(t in item.nodeid for t in CPU_HEAVY_TESTS):
+            item.add_marker(pytest.mark.xdist_group("cpu-heavy"))
+
+
 def require(part: str, available: bool, hint: str = "") -> None:
     """Skip when ``part`` is missing; under CI=true fail instead."""
     if available:
