@@ -160,7 +160,11 @@ class Shop:
     async def _timed_charge(self, psp: Psp, payment: Payment) -> ChargeResult:
         started = time.perf_counter()
         with self.metrics.inflight.track(psp.name):
-            result = await psp.charge(payment)
+            try:
+                result = await psp.charge(payment)
+            except Exception:  # an SDK surprise: the charge may exist, so it is in doubt
+                log.exception("charge at %s failed unexpectedly", psp.name)
+                result = ChargeResult("error", detail="unexpected", in_doubt=True)
         self.metrics.psp_seconds.labels(psp.name).observe(time.perf_counter() - started)
         self.metrics.psp_requests.labels(psp.name, result.outcome).inc()
         return result
