@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from paystab.children import forget, spawn
 from paystab.stack.catalog import CARD_BRANDS, LatencyModel, ProviderSpec
 from paystab.stack.providers import read_ledger
 from tests.conftest_alerting import need_binary
@@ -145,9 +147,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory,
                    ADYEN_CHECKOUT_URL=f"{bravo.url}/v71", ADYEN_API_KEY=bravo.api_key or "",
                    ADYEN_CA_FILE=bravo.ca_file or "")
         log_path = workdir / "shop.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "shop"], cwd=SHOP, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with log_path.open("wb") as log:  # a child that dies with the test process
+            proc = spawn([sys.executable, "-m", "shop"], what="example shop", cwd=SHOP, env=env,
+                         death_signal=signal.SIGTERM, stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
         handle = Shop(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
                       database_url, sims, log_path, env)
         try:
@@ -162,6 +165,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory,
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+            forget(proc)
 
 
 @pytest.mark.slow
@@ -294,8 +298,9 @@ def test_with_an_admin_token_the_switch_wants_it(shop: Shop, tmp_path: Path) -> 
     env = {k: v for k, v in shop.env.items() if k != "SHOP_METRICS_LISTEN"}
     env.update(SHOP_LISTEN=f"127.0.0.1:{port}", SHOP_ADMIN_TOKEN="s3cret-token")
     with (tmp_path / "shop.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shop"], cwd=SHOP, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = spawn([sys.executable, "-m", "shop"], what="example shop", cwd=SHOP, env=env,
+                     death_signal=signal.SIGTERM, stdout=log, stderr=subprocess.STDOUT,
+                     stdin=subprocess.DEVNULL)
     other = Shop(f"http://127.0.0.1:{port}", "", shop.database_url, shop.sims, tmp_path / "shop.log", env)
 
     def put(headers: dict[str, str]) -> int:
@@ -320,6 +325,7 @@ def test_with_an_admin_token_the_switch_wants_it(shop: Shop, tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        forget(proc)
     # off loopback without a token, the shop refuses to start
     refused = subprocess.run([sys.executable, "-m", "shop"], cwd=SHOP, capture_output=True, text=True,
                              timeout=60, env={**env, "SHOP_LISTEN": "0.0.0.0:1", "SHOP_ADMIN_TOKEN": ""})
