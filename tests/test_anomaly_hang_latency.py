@@ -54,3 +54,45 @@ def test_latency_ignores_empty_intervals_and_checks_its_quantile() -> None:
     assert any(f is not None and "p95" in f.reason for f in found)
     with pytest.raises(InvalidInput):
         LatencyDetector(LatencyConfig(quantile="p42"))
+
+
+def _burst_onto_a_quiet_provider(answering: bool) -> list[str]:
+    """provider-error-burst on a busy host, as recorded: card-charlie carries ~0.5 payment/s
+    beside card-bravo (50/s) and card-delta (5/s); at 52 s the host slows card-bravo, the
+    gateway's routing moves the card traffic to card-charlie (79 attempts in one second) and
+    the starved sampler polls 0.4 s apart: its first sample of the burst already shows 30 in
+    flight, the oldest 0.45 s old."""
+    detector = HangDetector(HangConfig(gateway_timeout_s=2.0))
+    found: list[str] = []
+
+    def feed(t: float, provider: str, attempts: int, inflight: float, oldest_s: float,
+             interval_s: float = 0.1) -> None:
+        hit = detector.update(Sample(t, provider, attempts=attempts, interval_s=interval_s,
+                                     p50_ms=60.0 if attempts else None,
+                                     p99_ms=150.0 if attempts else None, inflight=inflight,
+                                     oldest_inflight_age_s=oldest_s, loop_lag_s=0.05))
+        if hit is not None:
+            found.append(hit.provider)
+
+    t = 0.0
+    for i in range(600):  # a minute of 100 ms rounds
+        t = round(t + 0.1, 1)
+        feed(t, "card-bravo", 5, 4.0, 0.08)
+        feed(t, "card-delta", 1 if i % 2 else 0, 1.0 if i % 2 else 0.0, 0.05 if i % 2 else 0.0)
+        feed(t, "card-charlie", 1 if i % 20 == 0 else 0, 1.0 if i % 20 == 0 else 0.0,
+             0.05 if i % 20 == 0 else 0.0)
+    for inflight, oldest_s, completed in ((30.0, 0.45, 15), (45.0, 0.62, 37), (20.0, 0.2, 40)):
+        t = round(t + 0.4, 1)  # the burst: card-bravo idle, card-charlie takes its traffic
+        feed(t, "card-bravo", 0, 0.0, 0.0, 0.4)
+        feed(t, "card-delta", 2, 1.0, 0.05, 0.4)
+        feed(t, "card-charlie", completed if answering else 0,
+             inflight if answering else inflight + 20, oldest_s, 0.4)
+    return found
+
+
+def test_a_quiet_provider_answering_a_burst_of_rerouted_traffic_is_not_hung() -> None:
+    """Its learned rate predicts under 2 completions in the window, so the completion test
+    could not be applied and "unknown" counted as stalled: card-charlie was drained 54 s
+    into provider-error-burst (a false failover) with 37 attempts completed in 0.53 s."""
+    assert _burst_onto_a_quiet_provider(answering=True) == []
+    assert _burst_onto_a_quiet_provider(answering=False) == ["card-charlie"]  # a hung burst

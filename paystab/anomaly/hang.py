@@ -13,7 +13,9 @@ hold for ``confirm_samples`` samples in a row:
    ``stuck_sigmas`` standard deviations (one slow request adds one);
 3. completions have dropped: over the last age-threshold seconds (longer, up to the cap,
    until ``min_expected`` completions are due), at most ``stalled_ratio`` (a quarter) of
-   the completions the learned rate predicts (checked when at least 2 are expected).
+   the completions the learned rate predicts (when at least 2 are expected; below that —
+   a quiet provider — fewer than ``min_expected`` completions in the window: a quiet
+   provider that suddenly gets a burst of re-routed traffic and answers it is not hung).
 
 (``confirm_samples`` applies when samples are at most 250 ms apart; with a slower sampler
 one sample suffices, so the alarm still comes before half the gateway timeout.)
@@ -223,7 +225,17 @@ class HangDetector:
         if not self._warm(st):
             return self._recent(st, sample.time, window) == 0  # cold: nothing completed
         ratio = st.completion_ratio
-        return ratio is None or ratio <= self.config.stalled_ratio
+        if ratio is not None:
+            return ratio <= self.config.stalled_ratio
+        # The learned rate predicts too few completions to judge (a quiet provider): what
+        # it completed says it. A provider answering min_expected attempts in the window is
+        # not hung — card-charlie, used to ~1 payment/s, got the card traffic when a busy
+        # host slowed card-bravo (79 attempts in one second, 45 in flight, the oldest 0.53 s
+        # old) and, with 37 completed in those 0.53 s, was drained as hung.
+        cfg = self.config
+        quiet_window = min(cfg.max_age_fraction * cfg.gateway_timeout_s,
+                           max(window, cfg.min_expected / st.rate if st.rate else math.inf))
+        return self._recent(st, sample.time, quiet_window + sample.loop_lag_s) < cfg.min_expected
 
     def _learn(self, st: _State, sample: Sample) -> None:
         st.completed += sample.attempts
