@@ -145,10 +145,12 @@ def test_hostile_checkout_keys_exit_2_naming_file_line_and_field(files: Path) ->
         "outcome: declined", "outcome: refused"))
     unknown_value = _runbook(files, "unknown-value", "  flow:\n" + FLOW.replace(
         "{{ card }}", "{{ pan }}"))
+    misspelt = _runbook(files, "misspelt", "  flow:\n" + FLOW.replace("json:", "jsn:"))
     (files / "broken-flow.yaml").write_text("flow:\n" + FLOW.replace("path: $.state", "path: state", 1))
     bad_file = _runbook(files, "bad-file", "  flow_file: broken-flow.yaml\n")
     proc = run_paystab("runbook", "validate", *(str(p) for p in (
-        two, missing, not_python, no_flow_file, bad_inline, unknown_value, bad_file)))
+        two, missing, not_python, no_flow_file, bad_inline, unknown_value, misspelt,
+        bad_file)))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     expected = [
@@ -158,6 +160,7 @@ def test_hostile_checkout_keys_exit_2_naming_file_line_and_field(files: Path) ->
         f"{no_flow_file}:7: load.flow_file: file not found: {files / 'gone.yaml'}",
         f"{bad_inline}:15: load.flow.steps[0].classify[1].outcome:",
         f"{unknown_value}:12: load.flow.steps[0].json: unknown template value '{{{{ pan }}}}'",
+        f"{misspelt}:12: load.flow.steps[0].jsn: unknown field 'jsn' (did you mean 'json'?)",
         f"{files / 'broken-flow.yaml'}:8: flow.steps[0].classify[0].path:",
     ]
     for line in expected:

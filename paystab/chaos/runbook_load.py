@@ -89,6 +89,7 @@ def parse_runbook(value: object, lines: dict[Loc, int], source: str, *,
         model = RunbookModel.model_validate(value)
     except ValidationError as exc:
         problems.add_validation(exc, RunbookModel)
+        _flow_key_names(problems)
         _check_valid_parts(value, _Checker(problems, text, base_dir))
         problems.raise_if_any()
         raise  # unreachable: a validation error always has a problem
@@ -107,6 +108,23 @@ def parse_runbook(value: object, lines: dict[Loc, int], source: str, *,
                    seed=1 if model.seed is None else model.seed, target=target,
                    steady_state=steady, load=load, faults=faults, abort_when=aborts,
                    hypotheses=hypotheses, allow=allow)
+
+
+# The flow model's fields written under another name in the file (``json:``, ``in:``, ``while:``).
+_FLOW_ALIASES = {"body": "json", "in_": "in", "while_": "while"}
+
+
+def _flow_key_names(problems: Problems) -> None:
+    """Unknown keys in ``load.flow``, answered with the names a user writes (``json``)."""
+    for i, found in enumerate(problems.found):
+        if not (found.field or "").startswith("load.flow.") or not found.expected \
+                or not found.problem.startswith("unknown field '"):
+            continue
+        names = [_FLOW_ALIASES.get(n, n) for n in found.expected.removeprefix("one of ").split(", ")]
+        key = found.problem.split("'")[1]
+        problems.found[i] = InvalidInput(
+            f"unknown field '{key}'{did_you_mean(key, names)}", source=found.source,
+            line=found.line, field=found.field, expected="one of " + ", ".join(sorted(names)))
 
 
 def _valid(model: type[M], raw: object) -> M | None:
