@@ -37,8 +37,8 @@ from paystab.chaos.runbook import (
     SteadyState,
     TargetSpec,
 )
+from paystab.chaos.runbook_checkout import check_checkout, flow_key_names
 from paystab.chaos.runbook_model import (
-    CHECKOUT_KEYS,
     AbortModel,
     FaultModel,
     LoadModel,
@@ -89,7 +89,7 @@ def parse_runbook(value: object, lines: dict[Loc, int], source: str, *,
         model = RunbookModel.model_validate(value)
     except ValidationError as exc:
         problems.add_validation(exc, RunbookModel)
-        _flow_key_names(problems)
+        flow_key_names(problems)
         _check_valid_parts(value, _Checker(problems, text, base_dir))
         problems.raise_if_any()
         raise  # unreachable: a validation error always has a problem
@@ -108,23 +108,6 @@ def parse_runbook(value: object, lines: dict[Loc, int], source: str, *,
                    seed=1 if model.seed is None else model.seed, target=target,
                    steady_state=steady, load=load, faults=faults, abort_when=aborts,
                    hypotheses=hypotheses, allow=allow)
-
-
-# The flow model's fields written under another name in the file (``json:``, ``in:``, ``while:``).
-_FLOW_ALIASES = {"body": "json", "in_": "in", "while_": "while"}
-
-
-def _flow_key_names(problems: Problems) -> None:
-    """Unknown keys in ``load.flow``, answered with the names a user writes (``json``)."""
-    for i, found in enumerate(problems.found):
-        if not (found.field or "").startswith("load.flow.") or not found.expected \
-                or not found.problem.startswith("unknown field '"):
-            continue
-        names = [_FLOW_ALIASES.get(n, n) for n in found.expected.removeprefix("one of ").split(", ")]
-        key = found.problem.split("'")[1]
-        problems.found[i] = InvalidInput(
-            f"unknown field '{key}'{did_you_mean(key, names)}", source=found.source,
-            line=found.line, field=found.field, expected="one of " + ", ".join(sorted(names)))
 
 
 def _valid(model: type[M], raw: object) -> M | None:
@@ -261,69 +244,7 @@ class _Checker:
                         checkout=self.checkout(model))
 
     def checkout(self, model: LoadModel) -> LoadCheckout | None:
-        """``load.flow`` / ``flow_file`` / ``locustfile``: at most one, else nothing is sent."""
-        given = [key for key in CHECKOUT_KEYS if getattr(model, key) is not None]
-        if len(given) > 1:
-            self.problems.add(("load", given[1]), f"{given[0]} and {given[1]} both say what the "
-                              "load sends", "at most one of flow, flow_file, locustfile")
-            return None
-        if model.flow is not None:
-            where: Loc = ("load", "flow")
-            self._check_inline_flow()
-            return LoadCheckout("flow", flow=model.flow.model_dump(mode="json", by_alias=True),
-                                line=self.line(*where))
-        if model.flow_file is not None:
-            from paystab.loadtest.flow import load_flow
-
-            path = self._resolve(model.flow_file)
-            try:
-                flow = load_flow(path)
-            except InvalidInput as exc:
-                if exc.source == path and exc.line is None:  # unreadable: say where it is named
-                    self.problems.add(("load", "flow_file"), f"{exc.problem}: {path}",
-                                      exc.expected or "a flow YAML file (as for `paystab load "
-                                      "--flow`), relative to the runbook")
-                else:  # a mistake inside the flow file: its own file:line:field
-                    named = self.line("load", "flow_file")
-                    self.problems.add_error(InvalidInput(
-                        f"{exc.problem} (the load.flow_file of {self.source}"
-                        f"{f':{named}' if named else ''})", source=exc.source, line=exc.line,
-                        field=exc.field, expected=exc.expected))
-                return None
-            return LoadCheckout("flow_file", flow=flow.model_dump(mode="json", by_alias=True),
-                                line=self.line("load", "flow_file"))
-        if model.locustfile is not None:
-            path = self._resolve(model.locustfile)
-            expected = "a Python file with Locust User classes, relative to the runbook"
-            if not Path(path).is_file():
-                self.problems.add(("load", "locustfile"), f"file not found: {path}", expected)
-                return None
-            if not path.endswith(".py"):
-                self.problems.add(("load", "locustfile"), f"{path} is not a .py file", expected)
-                return None
-            return LoadCheckout("locustfile", locustfile=path,
-                                line=self.line("load", "locustfile"))
-        return None
-
-    def _resolve(self, path: str) -> str:
-        p = Path(path).expanduser()
-        return str(p if p.is_absolute() else (self.base_dir / p).absolute())
-
-    def _check_inline_flow(self) -> None:
-        """The inline flow's templates and JSON paths (the flow module's own checks, which
-        need the YAML nodes for their lines: the text is parsed once more)."""
-        if self.text is None:
-            return
-        from paystab.loadtest.flow import check_flow, flow_from_json
-        from paystab.yamlsrc import load_yaml_text
-
-        try:
-            node = load_yaml_text(self.text, self.source).field("load").field("flow")
-            check_flow(flow_from_json(node.value), node)
-        except InvalidInput as exc:
-            self.problems.add_error(exc)
-        except ValidationError:
-            pass  # already reported through the model
+        return check_checkout(model, self.problems, self.text, self.base_dir)
 
     def profile(self, name: str) -> bool:
         from paystab.loadtest.profiles import PROFILES
