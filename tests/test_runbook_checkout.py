@@ -101,6 +101,8 @@ def test_each_key_is_read_relative_to_the_runbook(files: Path, tmp_path: Path,
     assert locust.load.checkout is not None and locust.load.checkout.kind == "locustfile"
     assert locust.load.checkout.locustfile == str(files / "shop_locust.py")
     assert plain.load.checkout is None
+    shown = run_paystab("runbook", "show", str(files / "locust.yaml"))
+    assert f"checkout:   load.locustfile ({files / 'shop_locust.py'})" in shown.stdout, shown
 
 
 def test_the_drill_plan_carries_the_runbooks_flow_and_wins_over_the_stack_file(

@@ -263,6 +263,8 @@ def runbook_show(name: str, raw: bool) -> None:
     shape = ", ".join(f"{k}={v:g}" for k, v in load.params.items())
     click.echo(f"load:       {load.profile}, {load.rate_per_s:g}/s for {fmt(load.duration_s)}"
                + (f" ({shape})" if shape else ""))
+    if load.checkout is not None:
+        click.echo(f"checkout:   {load.checkout.describe()}")
     click.echo(f"seed:       {book.seed}")
     click.echo("faults:" + ("" if book.faults else "     none"))
     for step in book.faults:
