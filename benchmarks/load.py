@@ -24,7 +24,8 @@ start-up included (``RUSAGE_CHILDREN`` deltas of the whole process). Targets (is
 paystab's payment ≥ 4× stock Locust per CPU-second, the two-step flow ≥ 3× Locust doing the
 same two steps, a user's locustfile under paystab ≥ 1× the same file under stock Locust;
 ``--processes 2`` ≥ 1.7× one process's throughput (issue 5). Each target is stated in the
-JSON with what was measured and whether it was met.
+JSON with what was measured and whether it was met: met only when both the ratio of the
+medians and the median of the per-round ratios reach it.
 """
 
 from __future__ import annotations
@@ -179,10 +180,13 @@ def summarize(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
     for key, (what, a, b, measure, target) in TARGETS.items():
         measured = ratio(a, b, measure)
         rounds = per_round(a, b, measure)
+        of_rounds = round(_median(rounds), 3)
         targets.append({
             "name": key, "what": what, "target": f">= {target:g}", "measured": measured,
-            "median_of_round_ratios": round(_median(rounds), 3), "per_round": rounds,
-            "met": measured >= target,
+            "median_of_round_ratios": of_rounds, "per_round": rounds,
+            # met only if both estimates say so: the ratio of the two medians, and the
+            # median of the ratios within each round (the noisy host moves them apart)
+            "met": measured >= target and of_rounds >= target,
         })
     startup: dict[str, dict[str, Any]] = {
         name: {"first_request_s": median_of(name, "first_request_s"),
@@ -231,8 +235,9 @@ def print_summary(results: dict[str, Any], rounds: int) -> None:
     for name in per_core:
         print(f"{name:<32} {rps[name]:>9.0f} {per_core[name]:>10.0f}")
     for target in results["targets"]:
-        print(f"{target['name']}: ×{target['measured']:.2f} (target {target['target']}; "
-              f"per round {target['per_round']}) {'met' if target['met'] else 'NOT MET'}")
+        print(f"{target['name']}: ×{target['measured']:.2f}, median of rounds "
+              f"×{target['median_of_round_ratios']:.2f} (target {target['target']}; per round "
+              f"{target['per_round']}) {'met' if target['met'] else 'NOT MET'}")
     for name in REFERENCES:
         print(f"{name}: ×{results['ratios'][name]:.3f} (reference)")
     cold = results["startup_cold"]
