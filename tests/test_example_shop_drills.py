@@ -35,12 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 SHOP = REPO / "examples" / "shop"
 STACK_FILE = SHOP / "stack.yaml"
 # The shop is one Python process: ~3 ms of CPU per checkout (two requests, an SDK call,
-# three statements). On the 2-core CI machine, shared with the simulators, Prometheus,
-# PostgreSQL and the load generator, it keeps its latency SLO up to ~100 checkouts/s; the
-# runbooks' own rates (100/s; a flash sale 10x 30/s) are the reference gateway's. The
-# hypotheses are the runbooks', unchanged.
-TIMEOUT_RPS = 50
-FLASH_SALE_RPS = 10
+# three statements). The runbooks' own rates (100/s; a flash sale 10x 30/s) are the
+# reference gateway's; sharing two busy cores with the simulators, Prometheus, PostgreSQL
+# and the load generator, the shop kept its latency only at lower rates (measured at load
+# average 7-8: flash sale from 10/s inconclusive, the load generator starved; from 6/s
+# passed). The hypotheses are the runbooks', unchanged.
+TIMEOUT_RPS = 30
+FLASH_SALE_RPS = 6
 
 
 def _free_port() -> int:
