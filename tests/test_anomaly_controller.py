@@ -250,3 +250,33 @@ def test_a_lone_failure_from_inside_the_fault_does_not_fail_the_probe_after_it(
     assert "1 failures in 8 attempts" in events[-1].reason
     assert gateway.state("card-alpha") == "active"
     assert [e for e in events if e.provider != "card-alpha"] == []
+
+
+def test_a_probe_failed_by_the_host_with_its_peers_restarts_instead_of_draining(
+        gateway: StackGateway) -> None:
+    """A starved host failed attempts at every provider in one round, 12 s after card-alpha's
+    fault had cleared: the active providers' detections were held as host-wide, and card-alpha,
+    on probation, was drained on the very same evidence ("58 failures in 114 attempts"). The
+    probe now asks the same question: its peers failed with it, so it starts again."""
+    events: list[FailoverEvent] = []
+    ctl = _controller(gateway, events)
+    t = 0.0
+    for _ in range(60):
+        t += 1
+        _round(ctl, t, {})
+    for _ in range(5):
+        t += 1
+        _round(ctl, t, {"card-alpha": 40})
+    while _actions(events, "card-alpha") != ["drain", "restore"]:
+        t += 1
+        ctl.on_samples([Sample(t, "card-bravo", attempts=100, interval_s=1.0)])
+    t += 1
+    _round(ctl, t, {"card-alpha": 50, "card-bravo": 50, "wallet-paypay": 50})  # the host
+    assert [e.action for e in events if e.action == "drain"] == ["drain"], events
+    assert _actions(events, "card-alpha") == ["drain", "restore", "hold"]
+    assert "not drained" in events[-1].reason and "other providers" in events[-1].reason
+    assert gateway.state("card-alpha") == "active"
+    for _ in range(int(CONFIG.probation_s) + 1):  # healthy again: the new probation passes
+        t += 1
+        _round(ctl, t, {})
+    assert _actions(events, "card-alpha") == ["drain", "restore", "hold", "probe_ok"]

@@ -257,6 +257,12 @@ class FailoverController:
         lag = max((s.loop_lag_s for s in self._round.values()), default=0.0)
         if set(decision.rule) <= SLOWNESS_DETECTORS and lag >= cfg.host_lag_s:
             return f"the gateway's event loop lags {lag:.2f}s, so every provider looks slow"
+        return self._peers_explain(provider, now)
+
+    def _peers_explain(self, provider: str, now: float) -> str | None:
+        """Why the other providers' state explains an anomaly of ``provider`` (at least
+        ``host_share`` of the busy others detected or timing out lately), or None."""
+        cfg = self.config
         others = [p for p, s in self._round.items()
                   if p != provider and (s.attempts > 0 or s.inflight > 0)
                   and self._track(p).phase != "drained"]
@@ -366,16 +372,14 @@ class FailoverController:
             # for min_probe_attempts while the gateway's own routing sends a recovering provider
             # a trickle (6 attempts in 30 s were seen) judged it long after its fault had
             # cleared, on evidence from the fault, and drained a provider healthy by then.
-            self._drain(provider, "controller", f"{f} failures in {n} attempts on probation",
-                        now, False)
+            self._fail_probe(provider, track, n, f, now)
             return
         if elapsed < cfg.probation_s:
             return
         if n < cfg.min_probe_attempts and elapsed < 3 * cfg.probation_s:
             return  # a trickle: wait for more evidence, up to 3 x probation_s
         if f >= PROBE_FAST_FAILURES and f > cfg.max_probe_failure_ratio * n:
-            self._drain(provider, "controller", f"{f} failures in {n} attempts on probation",
-                        now, False)
+            self._fail_probe(provider, track, n, f, now)
             return
         # A lone failure passes, whatever the ratio says: against a trickle it is a large one
         # (1 in 8 > 2 %), and judged at the end of a 3 x probation_s wait it is stale — in
@@ -386,6 +390,24 @@ class FailoverController:
         track.phase, track.healthy_since = "active", now
         self._emit(now, provider, "probe_ok", "controller",
                    f"probation passed: {f} failures in {n} attempts over {elapsed:.1f}s")
+
+
+    def _fail_probe(self, provider: str, track: _Track, n: int, f: int, now: float) -> None:
+        """Drain a provider that failed its probe — unless its peers failed with it: then the
+        host failed them all, the evidence says nothing about this provider, and its
+        probation starts again. (A starved host failed attempts at five providers in one
+        round; the four active ones were held as host-wide, the one on probation was drained
+        on the same evidence, 12 s after its fault had cleared.)"""
+        reason = f"{f} failures in {n} attempts on probation"
+        why = self._peers_explain(provider, now)
+        if why is None:
+            self._drain(provider, "controller", reason, now, False)
+            return
+        track.since, track.probe_attempts, track.probe_failures = now, 0, 0
+        if track.held_at is None or now - track.held_at >= self.config.cooldown_s:
+            track.held_at = now
+            self._emit(now, provider, "hold", "controller",
+                       f"probation restarted, not drained: {why} ({reason})")
 
 
 def watch(
