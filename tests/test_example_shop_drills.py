@@ -196,5 +196,9 @@ def test_flash_sale_drill_of_the_shop(tmp_path: Path, shop_env: dict[str, str]) 
     assert done.returncode == 0, explain(done, report, out)
     rows = check_common(report, shop_env, out)
     assert report["detections"] == [] and report["failovers"] == []
-    # nothing broke, so every order was paid (or declined) by the primary
-    assert {r["psp"] for r in rows if r["state"] in ("paid", "declined")} == {"card-alpha"}
+    decisions = [json.loads(line) for line in (out / "stack" / "decisions.jsonl").read_text().splitlines()]
+    assert not [e for e in decisions if e.get("event") in ("decision", "action_ok")]  # switch untouched
+    # nothing broke, so the primary kept the orders (a payment the shop's own timeout moved
+    # to card-bravo while the host stalled is the shop's business, not a failover)
+    decided = [r["psp"] for r in rows if r["state"] in ("paid", "declined")]
+    assert decided.count("card-alpha") >= 0.9 * len(decided), decided.count("card-bravo")
