@@ -34,13 +34,46 @@ CPU_HEAVY_FILES = {
     "test_load_distributed.py",
 }
 CPU_HEAVY_TESTS = ("flash-sale", "flash_sale", "test_capacity_finds_the_knee")
+# Tests that set the host's load themselves (CPU burners on every core) or drill a stack that
+# cannot tell a stalled host from a hung PSP (the example shop): they run alone, the other
+# worker waiting between two of its tests (a readers-writer lock over the workers).
+EXCLUSIVE_FILES = {"test_drill_busy_host.py", "test_example_shop_drills.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        name = item.nodeid.split("::", 1)
-        if Path(name[0]).name in CPU_HEAVY_FILES or any(t in item.nodeid for t in CPU_HEAVY_TESTS):
+        name = Path(item.nodeid.split("::", 1)[0]).name
+        if name in CPU_HEAVY_FILES or any(t in item.nodeid for t in CPU_HEAVY_TESTS):
             item.add_marker(pytest.mark.xdist_group("cpu-heavy"))
+        if name in EXCLUSIVE_FILES:
+            item.add_marker(pytest.mark.exclusive)
+
+
+@pytest.fixture(autouse=True)
+def _exclusive_across_workers(request: pytest.FixtureRequest,
+                              tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under pytest-xdist: an ``exclusive`` test holds the suite's lock alone, every other
+    test holds it shared. A turnstile taken first keeps the exclusive one from starving."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent  # shared by the workers of this run
+    exclusive = request.node.get_closest_marker("exclusive") is not None
+    turnstile = os.open(root / "paystab-turnstile.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    suite = os.open(root / "paystab-suite.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if exclusive:
+            fcntl.flock(suite, fcntl.LOCK_EX)  # waits for the other worker's current test
+        else:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+            fcntl.flock(suite, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(suite)  # closing releases both locks
+        os.close(turnstile)
 
 
 def require(part: str, available: bool, hint: str = "") -> None:
