@@ -153,3 +153,21 @@ def test_compose_commands_match_the_cli(argv: list[str]) -> None:
     for option in (w for w in argv if w.startswith("--")):
         assert re.search(rf"{re.escape(option)}\b", result.stdout), \
             f"`{' '.join(argv[:3])}` has no option {option}"
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize(("interval_s", "written"), [(0.2, "200ms"), (1.5, "1500ms"), (5.0, "5s")])
+def test_a_sub_second_scrape_interval_is_written_in_milliseconds_and_accepted(
+        tmp_path: Path, interval_s: float, written: str) -> None:
+    """Drills scrape every 200 ms: the interval must not round to 0s, which Prometheus refuses."""
+    from paystab.alerting.serverconfig import ScrapeTarget, prometheus_config
+
+    promtool = need_binary("promtool", "prometheus")
+    config = prometheus_config([ScrapeTarget.parse("http://127.0.0.1:9/metrics")], [], scrape_interval_s=interval_s,
+                               evaluation_interval_s=interval_s)
+    job = config["scrape_configs"][0]
+    assert job["scrape_interval"] == written and config["global"]["scrape_interval"] == written
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

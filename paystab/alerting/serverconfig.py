@@ -82,7 +82,7 @@ def prometheus_config(
     external_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A ``prometheus.yml`` document. ``alertmanagers`` are ``host:port`` addresses."""
-    interval = format_prom_duration(scrape_interval_s)
+    interval = _prom_duration(scrape_interval_s)
     jobs: dict[tuple[str, str, str, str | None], list[str]] = {}
     for target in targets:
         key = (target.job, target.scheme, target.metrics_path, target.credentials_file)
@@ -93,7 +93,7 @@ def prometheus_config(
     for (job, scheme, path, credentials_file), addresses in jobs.items():
         entry: dict[str, Any] = {"job_name": job, "scrape_interval": interval}
         # a scrape may not take longer than its interval
-        entry["scrape_timeout"] = format_prom_duration(max(1.0, scrape_interval_s * 0.8))
+        entry["scrape_timeout"] = _prom_duration(scrape_interval_s * 0.8)
         if path != "/metrics":
             entry["metrics_path"] = path
         if scheme != "http":
@@ -104,7 +104,7 @@ def prometheus_config(
         scrape_configs.append(entry)
     global_cfg: dict[str, Any] = {
         "scrape_interval": interval,
-        "evaluation_interval": format_prom_duration(evaluation_interval_s),
+        "evaluation_interval": _prom_duration(evaluation_interval_s),
     }
     if external_labels:
         global_cfg["external_labels"] = dict(external_labels)
@@ -157,3 +157,11 @@ def alertmanager_config(
             },
         ],
     }
+
+
+def _prom_duration(seconds: float) -> str:
+    """A Prometheus duration, in milliseconds when not whole seconds (``0.2`` → ``200ms``:
+    a sub-second scrape, as drills use, must not round to ``0s``, which Prometheus refuses)."""
+    if seconds >= 1 and float(seconds).is_integer():
+        return format_prom_duration(seconds)
+    return f"{max(1, round(seconds * 1000))}ms"
