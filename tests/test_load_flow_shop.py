@@ -152,3 +152,63 @@ def test_a_users_locustfile_runs_paced_with_thresholds_judged(shop: Shop, tmp_pa
     assert "failure_rate<0.01" in output
     summary = data["summary"]
     assert isinstance(summary, dict) and summary["failed"] == summary["requests"] == 80
+
+
+HOOKED_LOCUSTFILE = """\
+import json
+from locust import FastHttpUser, events, task
+
+LOG = {log!r}
+
+
+def note(kind, **extra):
+    with open(LOG, "a") as fh:
+        fh.write(json.dumps({{"kind": kind, **extra}}) + "\\n")
+
+
+@events.init.add_listener
+def on_init(environment, runner, **kwargs):
+    note("init", runner=type(runner).__name__, host=environment.host)
+
+
+@events.test_start.add_listener
+def on_start(environment, **kwargs):
+    note("test_start")
+
+
+@events.request.add_listener
+def on_request(request_type, name, response_time, exception, **kwargs):
+    note("request", name=name, failed=exception is not None)
+
+
+@events.test_stop.add_listener
+def on_stop(environment, **kwargs):
+    note("test_stop")
+
+
+class Shopper(FastHttpUser):
+    @task
+    def buy(self):
+        self.client.post("/api/checkout", json={{"card": "4242424242424242", "amount": 100}})
+"""
+
+
+def test_a_locustfiles_module_level_event_hooks_fire_as_in_locust(shop: Shop, tmp_path: Path) -> None:
+    """``@events.init`` / ``test_start`` / ``request`` / ``test_stop`` listeners a locustfile
+    registers at import fire under ``paystab load -f``, once each (request: per request)."""
+    log = tmp_path / "hooks.jsonl"
+    user_file = tmp_path / "locustfile.py"
+    user_file.write_text(HOOKED_LOCUSTFILE.format(log=str(log)))
+    rc, output, data = _load(shop, tmp_path, "-f", str(user_file), "-u", "4")
+    assert rc == 0, output
+    notes = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [n["kind"] for n in notes]
+    assert kinds.count("init") == 1 and kinds.count("test_start") == 1, kinds
+    assert kinds.count("test_stop") == 1, kinds
+    init = next(n for n in notes if n["kind"] == "init")
+    assert init["runner"] == "LocalRunner" and init["host"] == shop.url
+    summary = data["summary"]
+    assert isinstance(summary, dict)
+    requests = [n for n in notes if n["kind"] == "request"]
+    assert len(requests) == summary["requests"] == len(shop.checkouts) > 0
+    assert not any(n["failed"] for n in requests)

@@ -89,6 +89,9 @@ def run_worker(master_host: str, master_port: int, identity: RunIdentity,
     try:
         say(f"connecting to the load master at {where} ({identity.describe()})")
         runner = _connect(env, master_host, master_port, connect_timeout_s, interrupted)
+        if user_classes is not None:
+            from paystab.loadtest.userfile import fire_init
+            fire_init(env, runner)  # a locustfile's @events.init listeners, as in Locust
         session = attach(env, None)
         answer = register_hello(runner, identity, token)
         if not _wait_any(answer.event, interrupted, connect_timeout_s):

@@ -106,6 +106,7 @@ class Harness:
                               else [locustfile.CheckoutUser])
         self.env = Environment(user_classes=classes, host=target_url,
                                stop_timeout=plan.drain_s, catch_exceptions=True)
+        self.user_classes = user_classes
         if user_classes is not None:
             from paystab.loadtest.userfile import install
             install(self.env)
@@ -146,6 +147,9 @@ class Harness:
             except EnvironmentProblem:
                 self.stop()
                 raise
+        if self.user_classes is not None:
+            from paystab.loadtest.userfile import fire_init
+            fire_init(self.env, runner)  # a locustfile's @events.init listeners, as in Locust
         self._session = attach(self.env, self.plan, self.sink)
         if self.remote is not None:
             self.remote.watch(self._session)

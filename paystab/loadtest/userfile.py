@@ -221,8 +221,35 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
 
 def install(environment: Any) -> None:
     """Watch the environment's requests (to attribute them to the running checkout); from
-    test start, count them into Locust's statistics in batches instead of Locust's listener."""
+    test start, count them into Locust's statistics in batches instead of Locust's listener.
+
+    A locustfile's module-level hooks (``@events.init.add_listener``, ``test_start``,
+    ``request``…) were added to ``locust.events`` when it was imported; they are added to this
+    environment's hooks too, as stock Locust runs them (call :func:`fire_init` once the runner
+    exists)."""
+    adopt_module_listeners(environment)
     watch = _RequestWatch(environment)
     environment.events.request.add_listener(watch)
     environment.events.test_start.add_listener(watch.take_over_stats)
     environment.events.test_stop.add_listener(watch.flush)
+
+
+def adopt_module_listeners(environment: Any) -> None:
+    """Add the listeners registered on ``locust.events`` (by importing a locustfile) to the
+    environment's own hooks, once each, in their order. paystab's own stock-Locust hooks
+    (``paystab/loadtest/locustfile.py`` registers them there too) are not the user's: left out."""
+    import locust
+
+    for name, hook in vars(locust.events).items():
+        mine = getattr(environment.events, name, None)
+        if mine is None or mine is hook or not hasattr(hook, "_handlers"):
+            continue
+        for handler in list(hook._handlers):
+            module = str(getattr(handler, "__module__", "") or "")
+            if handler not in mine._handlers and not module.startswith("paystab."):
+                mine.add_listener(handler)
+
+
+def fire_init(environment: Any, runner: Any) -> None:
+    """Locust's ``init`` event, as ``locust`` fires it once the runner exists (no web UI)."""
+    environment.events.init.fire(environment=environment, runner=runner, web_ui=None)
