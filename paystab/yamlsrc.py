@@ -5,8 +5,10 @@ the file, the line and the field path (``faults[1].params.latency``) and say wha
 expected. :func:`load_yaml` composes the YAML node tree (so line numbers survive) and
 :class:`Node` walks it with typed accessors that raise :class:`InvalidInput` on misuse.
 Scalars are YAML 1.2 (:class:`~paystab.config.yaml12.Yaml12Loader`: ``NO`` stays a string).
-Config files with a model (runbook, stack config, mix, watch) are read by
-:mod:`paystab.config` instead; this walker remains for detector ensembles and proxy configs.
+Every config file kind has a pydantic model (runbook, stack config, mix, watch, proxy config,
+ensemble policy, checkout flow, stack file); most are read through :mod:`paystab.config`.
+The checkout flow and the stack file keep this node tree beside their models to point a
+model error at its line.
 """
 
 from __future__ import annotations
