@@ -151,7 +151,8 @@ def test_clear_leaves_live_owners_alone_unless_all(state: Path, sleeper: Sleeper
     with FaultSession() as session:
         fault = session.inject(FaultSpec("x", "process.stop", f"pid:{sleeper.pid}"))
         result = clear_recorded(Journal())
-        assert result.skipped and not result.cleared and _stopped(sleeper)
+        assert result.skipped and not result.cleared
+        wait_for(lambda: _stopped(sleeper), 20, "the fault")  # SIGSTOP lands asynchronously
         result = clear_recorded(Journal(), [fault.uid])
         assert [e.uid for e in result.cleared] == [fault.uid]
         wait_for(lambda: not _stopped(sleeper))
