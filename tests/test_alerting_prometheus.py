@@ -153,7 +153,8 @@ def test_alerts_fire_deliver_and_drain_under_a_provider_fault(monitored: dict[st
 
         # the receiver's own /metrics counts that alarm and that decision
         # (a rate needs two scrapes of it)
-        wait_for(lambda: prom_query(prometheus.url, "increase(paystab_detections_total[15s])"),
+        wait_for(lambda: prom_query(prometheus.url, "increase(paystab_detections_total[15s])")
+                 and prom_query(prometheus.url, "increase(paystab_controller_actions_total[15s])"),
                  15, "Prometheus to scrape the receiver's alarm and decision twice")
         _every_rule_reads_live_series(prometheus.url)
         _every_dashboard_panel_returns_data(prometheus.url)
