@@ -2,13 +2,15 @@
 
 ``python -m benchmarks capacity_stability [--json FILE] [--searches 3] [--max-time 90]``
 
-The reference stack's capacity used to fall run after run against the same stack (843 ->
-591 -> 288 payments/s): the stripe simulator scanned every PaymentIntent for each status
-look-up, and each overloaded step left more intents to scan. The cause is pinned by a
-deterministic test (tests/test_sdk_stripe.py: a metadata search checks its matches only);
-this benchmark measures the symptom, which is a timing property and belongs here, not in
-the test suite: on a shared 2-core machine another process can take a core away for a
-whole search.
+The reference stack's capacity used to fall run after run against the same stack. Two
+causes, each pinned by a deterministic test: the stripe simulator scanned every
+PaymentIntent for each status look-up (843 -> 591 -> 288 payments/s; tests/test_sdk_stripe.py:
+a metadata search checks its matches only), and then full garbage collections in the
+providers process walked every stored charge, up to 650 ms each, every ~10 s (759 -> 619 ->
+275; paystab/stack/gc_pauses.py freezes what survives them, tests/test_gc_pauses.py). With
+both fixed: 970 -> 970 -> 886. This benchmark measures the symptom, which is a timing
+property and belongs here, not in the test suite: on a shared 2-core machine another
+process can take a core away for a whole search.
 
 Target: the last search finds at least 85 % of the first's capacity (no fall), and some
 two searches agree within 15 %. The JSON keeps every search's capacity, CPU seconds per

@@ -56,10 +56,13 @@ async def _serve(specs: list[ProviderSpec], host: str, admin_port: int, data_dir
                  seed: int | None, token: str | None, ready_file: Path | None,
                  tls: bool = False, webhook_url: str | None = None) -> None:
     from paystab.stack.endpoints import StackEndpoints
+    from paystab.stack.gc_pauses import GcPauses
     from paystab.stack.providers import start_providers
 
     running = await start_providers(specs, host=host, admin_port=admin_port, data_dir=data_dir,
                                     seed=seed, token=token, tls=tls, webhook_url=webhook_url)
+    pauses = GcPauses()  # every charge stays in memory: no full-collection stalls
+    pauses.start()  # before the ready file: the start-up garbage is collected now
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -85,6 +88,7 @@ async def _serve(specs: list[ProviderSpec], host: str, admin_port: int, data_dir
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        await pauses.stop()
         await running.stop()
     click.echo("providers stopped")
 

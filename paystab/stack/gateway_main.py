@@ -22,6 +22,7 @@ from paystab.net import is_loopback_host
 from paystab.stack.catalog import StackSettings
 from paystab.stack.endpoints import ProviderEndpoint, StackEndpoints
 from paystab.stack.gateway import Gateway, GatewayOptions
+from paystab.stack.gc_pauses import GcPauses
 from paystab.stack.http_guard import GatewayLimits, GuardedSite
 
 
@@ -89,6 +90,8 @@ async def serve_gateway(settings: StackSettings, providers: dict[str, ProviderEn
         await runner.cleanup()
         raise EnvironmentProblem(f"cannot bind the gateway to {host}:{port}: {exc.strerror}",
                                  hint="free the port or pass --port 0") from None
+    pauses = GcPauses()  # before the ready file: the start-up garbage is collected now
+    pauses.start()
     bound = port
     for address in runner.addresses:  # (host, port) tuples for TCP sites
         bound = int(address[1])
@@ -106,5 +109,6 @@ async def serve_gateway(settings: StackSettings, providers: dict[str, ProviderEn
     try:
         await stop.wait()
     finally:
+        await pauses.stop()
         await runner.cleanup()
         telemetry.shutdown()
