@@ -68,6 +68,7 @@ class Shop:
     sims: SimThread
     log_path: Path
     env: dict[str, str]
+    pid: int = 0
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
         data = None if body is None else json.dumps(body).encode()
@@ -152,7 +153,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory,
                          death_signal=signal.SIGTERM, stdout=log, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL)
         handle = Shop(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
-                      database_url, sims, log_path, env)
+                      database_url, sims, log_path, env, proc.pid)
         try:
             def up() -> bool:
                 assert proc.poll() is None, log_path.read_text(errors="replace")
@@ -277,19 +278,36 @@ def test_the_shops_own_metric_names_are_what_the_stack_file_queries(shop: Shop) 
     for name in ("shop_psp_requests_total", "shop_psp_request_seconds_bucket",
                  "shop_psp_inflight_requests", "shop_psp_oldest_inflight_seconds",
                  "shop_psp_enabled", "shop_psp_in_doubt_payments", "shop_orders_total",
-                 "shop_checkout_seconds_bucket"):
+                 "shop_checkout_seconds_bucket", "shop_event_loop_lag_seconds"):
         assert f"\n{name}{{" in text or f"\n{name} " in text, name
     for psp in ("card-alpha", "card-bravo"):  # every label set exists before any traffic
         for outcome in ("approved", "declined", "error", "timeout"):
             assert f'shop_psp_requests_total{{outcome="{outcome}",psp="{psp}"}}' in text
     stack = (SHOP / "stack.yaml").read_text()
     for query_name in ("shop_psp_requests_total", "shop_psp_request_seconds_bucket",
-                       "shop_psp_inflight_requests", "shop_psp_oldest_inflight_seconds"):
+                       "shop_psp_inflight_requests", "shop_psp_oldest_inflight_seconds",
+                       "shop_event_loop_lag_seconds"):
         assert query_name in stack
     promtool = need_binary("promtool", "prometheus")
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                              text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.slow
+def test_a_stalled_shop_process_shows_in_its_loop_lag(shop: Shop) -> None:
+    """The whole process stopped (as a starved host stops it) for 0.6 s: right after, the
+    loop-lag gauge says so (the stack file's loop_lag query, which keeps the drill from
+    reading a stalled host as a hung PSP), and it falls back once the loop runs on time."""
+    wait_for(lambda: shop.metric("shop_event_loop_lag_seconds") < 0.1, 10, "a calm loop")
+    os.kill(shop.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.6)
+    finally:
+        os.kill(shop.pid, signal.SIGCONT)
+    assert shop.metric("shop_event_loop_lag_seconds") >= 0.5
+    wait_for(lambda: shop.metric("shop_event_loop_lag_seconds") < 0.1, 10,
+             "the lag to fall once the loop is on time")
 
 
 @pytest.mark.slow

@@ -180,3 +180,43 @@ sources:
     assert source.poll(time.time()) == []  # the first reading is the counters' base
     samples = wait_for(lambda: source.poll(time.time()), 20, "a second reading with traffic")
     assert {s.provider for s in samples} == set(PROVIDERS)
+
+
+def test_loop_lag_is_the_largest_stack_wide_value_in_every_sample(
+        monitored: dict[str, Any]) -> None:
+    """``loop_lag`` needs no provider label: the largest of its series goes into every
+    provider's sample (where the hang and latency detectors and the controller read it); a
+    query that matches nothing is 0 and a note, never an error."""
+    stack = monitored["stack"]
+    stack.loop_lag.labels("w1").set(0.1)
+    stack.loop_lag.labels("w2").set(0.6)
+    url = monitored["prometheus"].url
+    wait_for(lambda: prom_query(url, "max(stack_event_loop_lag_seconds) > 0.5"), 20,
+             "Prometheus to scrape the loop lag")
+    config = config_from_text(f"""\
+sources:
+  - kind: prometheus
+    url: {url}
+    preset: otel_http_client
+    queries:
+      loop_lag: stack_event_loop_lag_seconds
+""")
+    source = PromqlSource(config.sources[0])  # type: ignore[arg-type]
+    source.poll(time.time())
+    samples = wait_for(lambda: source.poll(time.time()), 20, "a second reading with traffic")
+    assert {s.provider for s in samples} == set(PROVIDERS)
+    assert {s.loop_lag_s for s in samples} == {0.6}
+    assert source.notes == []
+    unmatched = config_from_text(f"""\
+sources:
+  - kind: prometheus
+    url: {url}
+    preset: otel_http_client
+    queries:
+      loop_lag: max(no_such_lag_seconds)
+""")
+    quiet = PromqlSource(unmatched.sources[0])  # type: ignore[arg-type]
+    quiet.poll(time.time())
+    samples = wait_for(lambda: quiet.poll(time.time()), 20, "a second reading with traffic")
+    assert {s.loop_lag_s for s in samples} == {0.0}
+    assert "loop_lag matched nothing" in quiet.notes

@@ -85,6 +85,9 @@ class StandInStack:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
         self.active = Gauge("http_client_active_requests", "Active HTTP client requests.",
                             ["server_address"], registry=self.registry)
+        # the stack's own event-loop lag, one series per worker (set by tests)
+        self.loop_lag = Gauge("stack_event_loop_lag_seconds", "Event-loop lateness.",
+                              ["worker"], registry=self.registry)
         self.providers = providers
         self.fail_ratio = dict.fromkeys(providers, 0.0)
         self.decline_ratio = dict.fromkeys(providers, 0.0)

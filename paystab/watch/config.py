@@ -102,6 +102,10 @@ class PromQueries(Strict):
     p99: str | None = Field(default=None, description="seconds")
     inflight: str | None = None
     oldest_inflight_age: str | None = Field(default=None, description="seconds")
+    loop_lag: str | None = Field(default=None, description=(
+        "seconds the stack's own event loop or workers are running late (a stalled, CPU-starved "
+        "host): one value for the whole stack, the largest series is taken. With it, a stall "
+        "that ages every provider's calls at once is not read as a provider hang"))
 
 
 class PrometheusSource(Strict):

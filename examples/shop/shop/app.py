@@ -234,7 +234,10 @@ async def build_app(settings: Settings) -> web.Application:
     app = web.Application()
     app.add_routes(shop.routes())
 
+    shop.metrics.loop_lag.start()
+
     async def close(_app: web.Application) -> None:
+        await shop.metrics.loop_lag.stop()
         await shop.voider.drain(timeout_s=2 * settings.psp_timeout_s)
         for psp in psps:
             await psp.close()

@@ -12,6 +12,10 @@ shop_psp_enabled{psp}                  1 when routing may use the PSP (the failo
 shop_psp_in_doubt_payments{psp}        payments whose charge at the PSP is still unknown
 shop_orders_total{state}               orders by the state payment left them in
 shop_checkout_seconds                  histogram of the time to answer a pay request
+shop_event_loop_lag_seconds            how late the event loop runs its timers (the largest
+                                       lateness of the last second, an overdue tick
+                                       included): a stalled, CPU-starved host makes every
+                                       PSP call look slow at once; this says it was the host
 =====================================  =====================================================
 
 Every PSP's label set exists from the start (at 0), so a query never misses a quiet PSP.
@@ -19,9 +23,12 @@ Every PSP's label set exists from the start (at 0), so a query never misses a qu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -69,6 +76,54 @@ class InflightCalls(Collector):
         yield oldest
 
 
+class LoopLag(Collector):
+    """A timer on the event loop asks to wake every ``interval_s``; how late it woke is the
+    lag. Read at scrape time from the metrics thread, which keeps answering while the loop is
+    stalled: the tick that is overdue right now counts too."""
+
+    def __init__(self, interval_s: float = 0.05, window_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._recent: deque[tuple[float, float]] = deque()  # (woke at, lateness s)
+        self._due: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Call on the loop it measures."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self._due = time.monotonic() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            now = time.monotonic()
+            with self._lock:
+                self._recent.append((now, max(0.0, now - self._due)))
+                while self._recent and self._recent[0][0] < now - self.window_s:
+                    self._recent.popleft()
+
+    def lag_s(self) -> float:
+        now = time.monotonic()
+        due = self._due
+        with self._lock:
+            seen = max((lag for at, lag in self._recent if at >= now - self.window_s), default=0.0)
+        return max(seen, 0.0 if due is None else now - due)
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("shop_event_loop_lag_seconds",
+                                  "How late the event loop ran its timers over the last second")
+        gauge.add_metric([], self.lag_s())
+        yield gauge
+
+
 class ShopMetrics:
     def __init__(self, psps: list[str]) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
@@ -88,6 +143,8 @@ class ShopMetrics:
                                           buckets=PSP_BUCKETS_S, registry=self.registry)
         self.inflight = InflightCalls(psps)
         self.registry.register(self.inflight)
+        self.loop_lag = LoopLag()
+        self.registry.register(self.loop_lag)
         for psp in psps:
             for outcome in OUTCOMES:
                 self.psp_requests.labels(psp, outcome)

@@ -6,7 +6,10 @@ watch keeps the previous values and answers the deltas (a counter that went down
 from zero), so polling every second never counts an attempt twice whatever the scrape
 interval — ``increase(x[w])`` polled more often than ``w`` would. Latency quantiles and the
 gauges are instant values; ``$window`` in a template is the source's ``window_s`` range and
-``$provider_label`` the label.
+``$provider_label`` the label. ``loop_lag`` is stack-wide: the largest value of whatever
+series it matches, carried into every provider's sample (the hang and latency detectors
+take a stalled host's lateness off the ages and latencies they judge, and the controller
+holds slowness-only failovers while it is high).
 
 ``attempts`` and ``failures`` must match at least one series on every poll: no series means
 the names or labels are wrong (or nothing is scraped), which is a :class:`SourceError`,
@@ -17,6 +20,7 @@ once in ``notes``.
 
 from __future__ import annotations
 
+import math
 import time
 
 from paystab.collector.sampler import query_instant
@@ -26,6 +30,7 @@ from paystab.watch.sources import SourceError
 
 _COUNTERS = ("attempts", "failures", "timeouts")
 _REQUIRED = ("attempts", "failures")
+_STACK_WIDE = ("loop_lag",)  # one value for every provider: no provider label needed
 
 
 def _paystab_preset() -> tuple[str, PromQueries]:
@@ -40,6 +45,7 @@ def _paystab_preset() -> tuple[str, PromQueries]:
         p99=f"histogram_quantile(0.99, sum by (provider, le) (rate({lat}_bucket[$window])))",
         inflight="max by (provider) (paystab_provider_inflight)",
         oldest_inflight_age="max by (provider) (paystab_provider_oldest_inflight_age_seconds)",
+        loop_lag="max(paystab_gateway_event_loop_lag_seconds)",
     )
 
 
@@ -92,6 +98,14 @@ class PromqlSource:
     def stop(self) -> None:
         pass
 
+    def _stack_wide(self, key: str, expr: str, now: float) -> float:
+        """The largest value of a stack-wide series (any labels); 0 when it matched nothing."""
+        rows = query_instant(self.config.url, expr, now, self.config.timeout_s)
+        values = [value for _labels, value in rows if math.isfinite(value)]
+        if not values and f"{key} matched nothing" not in self.notes:
+            self.notes.append(f"{key} matched nothing")
+        return max(values, default=0.0)
+
     def _query(self, key: str, expr: str, now: float) -> dict[str, float]:
         rows = query_instant(self.config.url, expr, now, self.config.timeout_s)
         out: dict[str, float] = {}
@@ -114,7 +128,10 @@ class PromqlSource:
 
     def poll(self, now: float) -> list[Sample]:
         started = time.time()
-        values = {key: self._query(key, expr, now) for key, expr in self.queries.items()}
+        values = {key: self._query(key, expr, now) for key, expr in self.queries.items()
+                  if key not in _STACK_WIDE}
+        lag = self.queries.get("loop_lag")
+        loop_lag_s = 0.0 if lag is None else max(0.0, self._stack_wide("loop_lag", lag, now))
         self.lag_s = time.time() - started
         interval = 0.0 if self._before_t is None else max(0.0, now - self._before_t)
         first = self._before_t is None
@@ -143,7 +160,7 @@ class PromqlSource:
                 p99_ms=_ms(values.get("p99", {}).get(provider)),
                 inflight=values.get("inflight", {}).get(provider, 0.0),
                 oldest_inflight_age_s=values.get("oldest_inflight_age", {}).get(provider, 0.0),
-                interval_s=interval,
+                interval_s=interval, loop_lag_s=loop_lag_s,
             ))
         self._before = current
         self._before_t = now
