@@ -266,3 +266,15 @@ def test_drill_duration_takes_units_and_refuses_bad_ones_with_exit_2(tmp_path: P
         assert done.returncode == 2, done.stderr
         assert "--duration" in done.stderr and said in done.stderr and "Traceback" not in done.stderr
         assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_stack_files_max_rps_scales_the_whole_load_shape_down_to_peak_there() -> None:
+    flash = load_runbook(find_runbook("flash-sale"))
+    peak = flash.load.rate_per_s * flash.load.params.get("factor", 10.0)
+    capped, notes = scaled(flash, None, None, None, max_rps=peak / 5)
+    assert capped.load.rate_per_s == pytest.approx(flash.load.rate_per_s / 5)
+    assert capped.load.params == flash.load.params and capped.faults == flash.faults
+    assert any("load.max_rps" in note and f"{peak:g}/s" in note for note in notes), notes
+    # a runbook that already peaks below the cap runs as written; --rps wins over the cap
+    assert scaled(flash, None, None, None, max_rps=peak * 2) == (flash, [])
+    assert scaled(flash, None, 50.0, None, max_rps=10.0)[0].load.rate_per_s == 50.0

@@ -137,6 +137,8 @@ def test_the_cli_lists_them_all_and_exits_2(tmp_path: Path, monkeypatch: pytest.
      "only filled in service.env"),
     (MINIMAL + "ledgers: {merchant: {kind: csv, path: o.csv}, psp: [{kind: simulators}]}\n",
      "stack.yaml:5: ledgers.psp[0]", "declares no simulators"),
+    (MINIMAL + "load: {max_rps: 0}\n", "stack.yaml:5: load.max_rps", "is too small (expected > 0)"),
+    (MINIMAL + "load: {max_rsp: 50}\n", "stack.yaml:5: load.max_rsp", "did you mean 'max_rps'?"),
 ])
 def test_one_hostile_part(tmp_path: Path, text: str, where: str, words: str) -> None:
     with pytest.raises(InvalidInput) as info:

@@ -88,8 +88,10 @@ class _Run:
 
 
 def scaled(runbook: Runbook, duration_s: float | None, rps: float | None,
-           seed: int | None) -> tuple[Runbook, list[str]]:
-    """Apply ``--duration/--rps/--seed``; a new duration scales the fault schedule with it."""
+           seed: int | None, max_rps: float | None = None) -> tuple[Runbook, list[str]]:
+    """Apply ``--duration/--rps/--seed``; a new duration scales the fault schedule with it.
+    Without ``--rps``, a stack file's ``load.max_rps`` scales the whole load shape down so
+    that it peaks there (a flash sale keeps its factor; only the rates shrink)."""
     notes: list[str] = []
     load = runbook.load
     faults = runbook.faults
@@ -110,6 +112,16 @@ def scaled(runbook: Runbook, duration_s: float | None, rps: float | None,
     if rps is not None and rps != load.rate_per_s:
         notes.append(f"rate {load.rate_per_s:g}/s → {rps:g}/s")
         load = dataclasses.replace(load, rate_per_s=rps)
+    elif rps is None and max_rps is not None:
+        from paystab.loadtest.profiles import make_profile
+
+        peak = make_profile(load.profile, load.rate_per_s, load.duration_s,
+                            dict(load.params)).peak_rate()
+        if peak > max_rps:
+            rate = load.rate_per_s * max_rps / peak
+            notes.append(f"rate {load.rate_per_s:g}/s → {rate:.3g}/s: the stack file's "
+                         f"load.max_rps ({max_rps:g}/s) caps the runbook's peak of {peak:g}/s")
+            load = dataclasses.replace(load, rate_per_s=rate)
     return dataclasses.replace(runbook, load=load, faults=faults,
                                seed=runbook.seed if seed is None else seed), notes
 
@@ -129,8 +141,11 @@ class Drill:
         from paystab.chaos.runbook import load_runbook
 
         path = find_runbook(self.options.runbook)
+        self._stack = None if self.options.stack_file is None else load_stack(self.options.stack_file)
+        max_rps = None if self._stack is None or self._stack.spec.load is None \
+            else self._stack.spec.load.max_rps
         runbook, notes = scaled(load_runbook(path), self.options.duration_s, self.options.rps,
-                                self.options.seed)
+                                self.options.seed, max_rps)
         # Locust patches the process with gevent on import: do it before any thread exists.
         from paystab.loadtest import runner as _locust_runner  # noqa: F401
         from paystab.loadtest.plan import build_plan
@@ -141,7 +156,6 @@ class Drill:
         self._watch_config = (None if self.options.watch_config is None
                               else load_watch(self.options.watch_config))  # exit 2 before the stack
         self._stack_target: StackTarget | None = None
-        self._stack = None if self.options.stack_file is None else load_stack(self.options.stack_file)
         out = self.options.out_dir
         out.mkdir(parents=True, exist_ok=True)
         target = self._target(runbook, out)

@@ -138,6 +138,17 @@ class FailoverSpec(Failover):
     dry_run: bool = False
 
 
+class LoadLimits(Strict):
+    """How hard the stack may be drilled: the runbooks' rates were set for paystab's
+    reference gateway, and a stack that serves fewer checkouts per second would fail a drill
+    on its own capacity rather than on the fault."""
+
+    max_rps: Annotated[float, Field(gt=0, le=1_000_000, description=(
+        "the highest arrival rate (checkouts/s) this stack is drilled at: a runbook whose load "
+        "peaks above it runs with its whole shape scaled down to peak here (the report says "
+        "so); --rps on the command line wins"))]
+
+
 class FaultsSpec(Strict):
     allow: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, description=(
         "the blast radius beyond the simulators: HOST:PORT, provider:NAME, container:NAME, "
@@ -177,4 +188,5 @@ class StackFile(Strict):
     ledgers: LedgersSpec | None = Field(default=None, description=(
         "merchant side (SQL, CSV, paystab's gateway) and PSP side (simulators, settlement "
         "reports), see docs/your-stack.md"))
+    load: LoadLimits | None = None
     faults: FaultsSpec = FaultsSpec()

@@ -102,6 +102,12 @@ failover:
 #     query: SELECT id AS reference, state AS status, amount, currency FROM orders
 #   psp: [{kind: simulators}]
 
+# How hard your stack may be drilled: the runbooks' rates suit paystab's reference gateway.
+# A runbook whose load peaks above max_rps runs with its whole shape scaled down to peak
+# there (the report says so); --rps on the command line wins.
+# load:
+#   max_rps: 100
+
 # Blast radius for faults outside the simulators (the simulators are always allowed).
 faults:
   allow: []

@@ -21,6 +21,9 @@ def summary_lines(loaded: LoadedStack) -> list[str]:
            "locustfile": f"locustfile {checkout.locustfile}",
            "paystab": "paystab's payment API (POST /v1/payments)"}[checkout.kind]
     out.append(f"  checkout:   {checkout.base_url} via {how}")
+    if spec.load is not None:
+        out.append(f"  load:       at most {spec.load.max_rps:g} checkouts/s (runbooks peaking "
+                   "higher are scaled down)")
     sims = ", ".join(f"{s.name} ({s.dialect})" for s in spec.simulators) or "none"
     out.append(f"  simulators: {sims}")
     if spec.telemetry is not None:
