@@ -20,7 +20,8 @@ from paystab.drill.apparatus import (
     judge,
 )
 from paystab.drill.recorder import Recorder
-from paystab.drill.runner import scaled, verdict
+from paystab.drill.runner import verdict
+from paystab.drill.scaling import scaled
 from paystab.exceptions import InvalidInput
 from paystab.report.model import (
     FailoverRecord,
