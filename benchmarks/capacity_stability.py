@@ -26,11 +26,11 @@ import os
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from benchmarks._support import Child, paystab, workdir, write_json
+from paystab.loadtest.target import wait_quiet
 
 TARGETS = {"last_over_first_min": 0.85, "agreement_max_ratio": 1.15}
 
@@ -47,20 +47,6 @@ def _payments(ledger: str | None) -> int | None:
         return int(db.execute("SELECT count(*) FROM payments").fetchone()[0])
 
 
-def _wait_quiet(url: str, timeout_s: float = 60.0) -> None:
-    """Until /healthz answers fast three times running: a previous overload has drained."""
-    deadline, quick = time.monotonic() + timeout_s, 0
-    while quick < 3 and time.monotonic() < deadline:
-        began = time.monotonic()
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                answer.read()
-            quick = quick + 1 if time.monotonic() - began < 0.1 else 0
-        except OSError:
-            quick = 0
-        time.sleep(0.2)
-
-
 def measure(searches: int, max_time_s: float) -> dict[str, Any]:
     folder = workdir("capacity")
     ready = folder / "ready.json"
@@ -72,7 +58,7 @@ def measure(searches: int, max_time_s: float) -> dict[str, Any]:
         pids = {"gateway": int(stack.info["gateway_pid"]),
                 "providers": int(stack.info["providers_pid"])}
         for index in range(searches):
-            _wait_quiet(gateway)
+            wait_quiet(gateway)
             stored = _payments(stack.info.get("gateway_ledger"))
             cpu_before = {name: _cpu_s(pid) for name, pid in pids.items()}
             out = folder / f"capacity-{index}.json"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from paystab.loadtest.target import wait_quiet as target_wait_quiet
 from paystab.stack.endpoints import StackEndpoints
 from tests.conftest import RunningStack
 from tests.conftest_load import REPO, run_paystab
@@ -40,19 +41,7 @@ def payments_seen(endpoints: StackEndpoints) -> Counter[tuple[str, str]]:
 
 
 def wait_quiet(gateway_url: str, timeout_s: float = 60.0) -> None:
-    """Until /healthz answers fast three times running: a previous overload has drained."""
-    deadline = time.monotonic() + timeout_s
-    quick = 0
-    while quick < 3:
-        assert time.monotonic() < deadline, "the gateway did not become quiet"
-        began = time.monotonic()
-        try:
-            with urllib.request.urlopen(f"{gateway_url}/healthz", timeout=2) as resp:
-                resp.read()
-            quick = quick + 1 if time.monotonic() - began < 0.1 else 0
-        except OSError:
-            quick = 0
-        time.sleep(0.2)
+    assert target_wait_quiet(gateway_url, timeout_s), "the gateway did not become quiet"
 
 
 def by_method_outcome(csv_path: Path) -> Counter[tuple[str, str]]:

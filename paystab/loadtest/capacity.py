@@ -15,10 +15,7 @@ the latency curve, with the headroom against an expected peak.
 
 from __future__ import annotations
 
-import math
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 
 import gevent
@@ -33,24 +30,10 @@ from paystab.loadtest.capacity_result import (
 from paystab.loadtest.plan import LoadPlan, RetryPolicy, default_users
 from paystab.loadtest.runner import Harness, StopFlag, check_window
 from paystab.loadtest.stats import Summary, dropped_between, summarize
-from paystab.loadtest.target import check_reachable
+from paystab.loadtest.target import QUIET_PROBE_S, check_reachable, healthz_s
 from paystab.loadtest.thresholds import Threshold, evaluate, parse_thresholds
 
 RECOVERY_MAX_S = 30.0  # after a failed step, wait at most this long for the target to recover
-HEALTHY_PROBE_S = 0.1  # /healthz answering faster than this, three times running, is "quiet"
-
-
-def _probe_s(target_url: str) -> float:
-    """Seconds /healthz takes to answer (any HTTP answer); inf when it does not."""
-    began = time.monotonic()
-    try:
-        with urllib.request.urlopen(f"{target_url}/healthz", timeout=2.0) as resp:
-            resp.read(256)
-    except urllib.error.HTTPError:
-        pass
-    except (urllib.error.URLError, OSError):
-        return math.inf
-    return time.monotonic() - began
 
 
 def saturation_limit_s(thresholds: Sequence[Threshold], retry: RetryPolicy) -> float:
@@ -133,7 +116,7 @@ class _Search:
         while self.harness.sink.inflight and time.monotonic() < until:
             gevent.sleep(0.1)
         while time.monotonic() + 2.0 < until:
-            if _probe_s(self.harness.target_url) < HEALTHY_PROBE_S:
+            if healthz_s(self.harness.target_url) < QUIET_PROBE_S:
                 _, breached = self._run_window(probe_rate, 0.3, 1.5)
                 if not breached:
                     return

@@ -10,6 +10,7 @@ gateway answering 404) is fine: it answered.
 
 from __future__ import annotations
 
+import math
 import ssl
 import time
 import urllib.error
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit
 
 from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.stack.endpoints import StackEndpoints
+
+QUIET_PROBE_S = 0.1  # /healthz answering faster than this, three times running, is "quiet"
 
 
 def resolve_target(target: str | None, ready_file: str | Path | None) -> str:
@@ -77,3 +80,29 @@ def check_reachable(target_url: str, timeout_s: float = 5.0, patience_s: float =
             if slow and time.monotonic() + timeout_s < deadline:
                 continue
         raise EnvironmentProblem(f"target {target_url} {problem}", hint=hint)
+
+
+def healthz_s(target_url: str) -> float:
+    """Seconds ``/healthz`` takes to answer (any HTTP answer); inf when it does not."""
+    began = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"{target_url}/healthz", timeout=2.0) as resp:
+            resp.read(256)
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, OSError):
+        return math.inf
+    return time.monotonic() - began
+
+
+def wait_quiet(target_url: str, timeout_s: float = 60.0, every_s: float = 0.2) -> bool:
+    """Until ``/healthz`` answers fast (under ``QUIET_PROBE_S``) three times running: a
+    previous overload has drained. False if it did not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    quick = 0
+    while quick < 3:
+        if time.monotonic() >= deadline:
+            return False
+        quick = quick + 1 if healthz_s(target_url) < QUIET_PROBE_S else 0
+        time.sleep(every_s)
+    return True
