@@ -317,3 +317,50 @@ def run_startup(cmd: list[str], port: int, preflight_requests: int = 0) -> dict[
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+PAIRED_WARMUP_S = 3.0
+
+
+def run_paired(locust_url: str, paystab_url: str, seconds: float, users: int,
+               locustfile: Path) -> dict[str, Any]:
+    """Stock Locust and ``paystab load -f`` with the same locustfile **at once**, each
+    against its own nginx: both meet the same host in the same seconds, so the ratio of
+    their requests per CPU-second is not moved by what the rest of the machine does
+    between two runs (run one after the other, per-round ratios of this very comparison
+    spread 0.57-1.27x; side by side, 0.92-0.97x). Counted from ``PAIRED_WARMUP_S`` after
+    the start (both loading) for ``seconds - 1``: each nginx's counter and each process's
+    CPU, sampled at the same two instants."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    total = f"{int(seconds + PAIRED_WARMUP_S + 1)}"
+    locust = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
+         "-r", str(users * 10), "-t", f"{total}s", "--host", locust_url, "--only-summary",
+         "--loglevel", "WARNING", "--exit-code-on-error", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    paystab = subprocess.Popen(
+        [sys.executable, "-m", "paystab", "load", "--target", paystab_url, "--rps", "1000000",
+         "--duration", total, "--users", str(users), "--no-live", "-f", str(locustfile)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    ports = (port_of(locust_url), port_of(paystab_url))
+    try:
+        time.sleep(PAIRED_WARMUP_S)
+        before = [(_served(port), _proc_cpu_s(proc.pid))
+                  for port, proc in zip(ports, (locust, paystab), strict=True)]
+        time.sleep(seconds - 1)
+        after = [(_served(port), _proc_cpu_s(proc.pid))
+                 for port, proc in zip(ports, (locust, paystab), strict=True)]
+    finally:
+        for proc in (locust, paystab):
+            try:
+                proc.wait(timeout=seconds + 60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    per_core = []
+    for (r0, c0), (r1, c1) in zip(before, after, strict=True):
+        if c0 is None or c1 is None or c1 <= c0 or r1 <= r0:
+            raise RuntimeError("a paired generator did not load the whole window")
+        per_core.append(round((r1 - r0) / (c1 - c0), 1))
+    return {"locust_rps_per_core": per_core[0], "paystab_user_locustfile_rps_per_core": per_core[1],
+            "ratio": round(per_core[1] / per_core[0], 3)}

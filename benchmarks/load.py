@@ -15,7 +15,11 @@ from the two runs of that round):
   a declarative two-step ``--flow``, and ``-f`` with the very locustfile stock Locust ran;
 * ``paystab load --processes 2`` (throughput scaling);
 * the first seconds of a fresh process (cold: a new interpreter): ``locust --headless`` and
-  ``paystab load`` (its payment, and ``-f``) from spawn to their first request.
+  ``paystab load`` (its payment, and ``-f``) from spawn to their first request;
+* stock Locust and ``paystab load -f`` with the same locustfile side by side, at the same
+  time, each against its own nginx (``run_paired``): the same comparison as the
+  user-locustfile target with the host's noise between runs taken out, reported under
+  ``paired`` (the target is still judged on the runs one after the other).
 
 "Per CPU-second" is real and the same for every tool: HTTP requests counted by nginx divided
 by the CPU seconds of the generator process over its load phase (``/proc/PID/stat``, sampled;
@@ -49,6 +53,7 @@ from benchmarks._load_generators import (
     LOCUSTFILE_TWO_STEP,
     TWO_STEP_FLOW,
     run_locust,
+    run_paired,
     run_paystab,
     run_startup,
     run_wrk,
@@ -77,6 +82,7 @@ REFERENCES = {  # reported, no target
     "user_locustfile_vs_wrk_per_core": ("paystab_user_locustfile", "wrk"),
 }
 STARTUP = ("locust_startup", "paystab_startup", "paystab_user_locustfile_startup")
+PAIRED = ("paired_user_locustfile",)  # two generators at once: its own figures
 
 
 def _median(values: list[float]) -> float:
@@ -109,6 +115,8 @@ def main(argv: list[str]) -> int:
         shopper.write_text(LOCUSTFILE_TWO_STEP.format())
         nginx, port = start_nginx(workdir)
         url = f"http://127.0.0.1:{port}"
+        (workdir / "second").mkdir()
+        nginx_b, port_b = start_nginx(workdir / "second")  # the paired run's other endpoint
         cold_paystab = [sys.executable, "-m", "paystab", "load", "--target", url, "--rps", "50",
                         "--duration", "30", "--users", "4", "--no-live"]
         generators: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -128,6 +136,8 @@ def main(argv: list[str]) -> int:
             ("paystab_startup", lambda: run_startup(cold_paystab, port, preflight_requests=1)),
             ("paystab_user_locustfile_startup", lambda: run_startup(
                 [*cold_paystab, "-f", str(payer)], port, preflight_requests=1)),
+            ("paired_user_locustfile", lambda: run_paired(
+                url, f"http://127.0.0.1:{port_b}", seconds, users, payer)),
         ]
         try:
             for round_index in range(args.rounds):
@@ -138,7 +148,12 @@ def main(argv: list[str]) -> int:
                     result["round"] = round_index
                     result["load_average_1m"] = load[0]
                     runs.setdefault(name, []).append(result)
-                    if name in STARTUP:
+                    if name in PAIRED:
+                        print(f"round {round_index} {name:<32} side by side: paystab -f "
+                              f"{result['paystab_user_locustfile_rps_per_core']:.0f}, Locust "
+                              f"{result['locust_rps_per_core']:.0f} req/CPU-s, "
+                              f"×{result['ratio']:.3f}", flush=True)
+                    elif name in STARTUP:
                         print(f"round {round_index} {name:<32} first request after "
                               f"{result['first_request_s']:.2f} s, "
                               f"{result['cpu_to_first_request_s']:.2f} CPU-s", flush=True)
@@ -147,12 +162,13 @@ def main(argv: list[str]) -> int:
                               f"{result['steady_rps_per_core']:>9.0f} req/CPU-s (load phase) "
                               f"{result['rps_per_core']:>9.0f} (whole process)", flush=True)
         finally:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait(timeout=5)
+            for server in (nginx, nginx_b):
+                server.send_signal(signal.SIGQUIT)
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait(timeout=5)
     results = summarize(runs, args, started, load_before)
     print_summary(results, args.rounds)
     if args.json:
@@ -163,7 +179,7 @@ def main(argv: list[str]) -> int:
 def summarize(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
               started: datetime.datetime, load_before: list[float]) -> dict[str, Any]:
     """Medians, ratios (of the medians, and per round), each target stated and judged."""
-    throughput = {n: rs for n, rs in runs.items() if n not in STARTUP}
+    throughput = {n: rs for n, rs in runs.items() if n not in STARTUP and n not in PAIRED}
 
     def median_of(name: str, measure: str) -> float:
         return _median([r[measure] for r in runs[name]])
@@ -215,6 +231,9 @@ def summarize(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
                                 if m == "steady_rps_per_core"},
         "targets": targets,
         "passed": {t["name"]: t["met"] for t in targets},
+        # the locustfile comparison again, both generators at once (see run_paired)
+        "paired": {name: {"median_ratio": _median([r["ratio"] for r in runs[name]]),
+                          "per_round": runs[name]} for name in PAIRED if name in runs},
         "startup_cold": {
             **startup,
             "paystab_vs_locust_first_request": round(
@@ -229,6 +248,10 @@ def summarize(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
 
 
 def print_summary(results: dict[str, Any], rounds: int) -> None:
+    for name, paired in results["paired"].items():
+        ratios = [r["ratio"] for r in paired["per_round"]]
+        print(f"{name}: side by side, paystab -f vs stock Locust ×{paired['median_ratio']:.3f} "
+              f"(median; per round {ratios})")
     per_core, rps = results["median_rps_per_core"], results["median_rps"]
     print(f"{'generator':<32} {'req/s':>9} {'req/CPU-s':>10}  (load phase; medians of "
           f"{rounds} rounds)")

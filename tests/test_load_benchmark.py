@@ -47,4 +47,8 @@ def test_benchmark_measures_paystab_stock_locust_and_wrk_in_one_run(tmp_path: Pa
     for name in ("locust_startup", "paystab_startup", "paystab_user_locustfile_startup"):
         cold = data["startup_cold"][name]  # a fresh process, spawn to its first request
         assert cold["cpu_to_first_request_s"] > 0 and 0 < cold["first_request_s"] < 60, cold
+    (paired,) = data["paired"]["paired_user_locustfile"]["per_round"]  # both at once
+    assert paired["locust_rps_per_core"] > 0 and paired["paystab_user_locustfile_rps_per_core"] > 0
+    assert paired["ratio"] == pytest.approx(
+        paired["paystab_user_locustfile_rps_per_core"] / paired["locust_rps_per_core"], abs=1e-3)
     assert "payment_vs_locust_per_core" in proc.stdout
