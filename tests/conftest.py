@@ -155,3 +155,21 @@ def fresh_stack(tmp_path: Path) -> Iterator[RunningStack]:
         yield stack
     finally:
         stack.stop()
+
+
+# Each burner spins for at most this long and then exits by itself, even if the test dies.
+BURN_LIMIT_S = 240
+BURNER = f"import time\nend = time.monotonic() + {BURN_LIMIT_S}\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@pytest.fixture
+def cpu_burners() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Unrelated CPU burners on every core, as on a shared CI runner (tests that use it run
+    alone: ``EXCLUSIVE_FILES``)."""
+    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait(timeout=10)

@@ -13,27 +13,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from paystab.report.schema import schema_problems
-
-# Each burner spins for at most this long and then exits by itself, even if the test dies.
-BURN_LIMIT_S = 240
-BURNER = f"import time\nend = time.monotonic() + {BURN_LIMIT_S}\nwhile time.monotonic() < end:\n    pass\n"
-
-
-@pytest.fixture
-def cpu_burners() -> Iterator[list[subprocess.Popen[bytes]]]:
-    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(os.cpu_count() or 2)]
-    try:
-        yield burners
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait(timeout=10)
 
 
 def _cpu_busy(pids: list[int]) -> float:

@@ -206,31 +206,17 @@ def test_flash_sale_drill_of_the_shop(tmp_path: Path, shop_env: dict[str, str]) 
     assert decided.count("card-alpha") >= 0.9 * len(decided), decided.count("card-bravo")
 
 
-@pytest.fixture
-def every_core_busy() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Unrelated CPU burners on every core, as on a shared CI runner (each exits by itself)."""
-    from tests.test_drill_busy_host import BURNER
-
-    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(os.cpu_count() or 2)]
-    try:
-        yield burners
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait(timeout=10)
-
-
 @pytest.mark.slow
 @pytest.mark.prometheus
 def test_provider_timeout_drill_of_the_shop_with_every_core_busy(
         tmp_path: Path, shop_env: dict[str, str],
-        every_core_busy: list[subprocess.Popen[bytes]]) -> None:
+        cpu_burners: list[subprocess.Popen[bytes]]) -> None:
     """The same drill with every core busy: the hung PSP is still the only one switched off
     (a stall of the whole host is the shop's loop lag, not a PSP failure), and the verdict is
     a pass, or inconclusive when the drill says its own load could not keep up."""
     out = tmp_path / "out"
     done, report = drill("provider-timeout", shop_env, out)
-    assert all(b.poll() is None for b in every_core_busy), "a burner stopped before the drill ended"
+    assert all(b.poll() is None for b in cpu_burners), "a burner stopped before the drill ended"
     assert schema_problems(report) == [], explain(done, report, out)
     assert report["false_failovers"]["count"] == 0, explain(done, report, out)
     assert report["verdict"] in ("pass", "inconclusive"), explain(done, report, out)
