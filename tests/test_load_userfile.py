@@ -46,9 +46,11 @@ def run(batched):
         handlers = env.events.request._handlers
         assert len(handlers) == 1 and isinstance(handlers[0], userfile._RequestWatch), handlers
     for when, kwargs in events:
-        with mock.patch("time.time", return_value=when):
+        with mock.patch("time.time", return_value=when), \
+                mock.patch.object(userfile, "_wall_clock", return_value=when):
             env.events.request.fire(**kwargs)
-    with mock.patch("time.time", return_value=t + 1):
+    with mock.patch("time.time", return_value=t + 1), \
+            mock.patch.object(userfile, "_wall_clock", return_value=t + 1):
         env.events.test_stop.fire(environment=env)
     return env.stats
 

@@ -49,6 +49,9 @@ class StatsBatch:
         self.stats = stats
         self.method = method
         self._rows: list[tuple[str, str, float, float, int]] = []  # since the last flush
+        # One request's row, ``(name, method, ended_at, response_time_ms, length)``, added
+        # without a Python call (the list's own append: the list is emptied, never replaced)
+        self.add_row = self._rows.append
         self._last_flush = time.monotonic()
 
     def add(self, name: str, response_time_ms: float, length: int, now: float,
@@ -73,7 +76,8 @@ class StatsBatch:
             self._last_flush = now_mono
 
     def flush(self) -> None:
-        rows, self._rows = self._rows, []
+        rows = self._rows[:]
+        self._rows.clear()
         rows.sort(key=_BY_NAME)  # stable: each name's requests stay in the order they ended
         # Second by second across names, as the requests happened: the total's per-second
         # response-time cache must see every name's earlier seconds before a new one.

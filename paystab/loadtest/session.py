@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -87,6 +88,11 @@ class LoadSession:
         self.interrupted_checkouts = 0
         self.cpu_go_s = 0.0
         self.cpu_end_s: float | None = None
+        # What a checkout hands its record to: ``record``, or for a run whose sink has no
+        # per-record consumer the records list's own append (no Python call per checkout)
+        self.take_record: Callable[[CheckoutRecord], None] = (
+            self.sink.records.append if self.role != "worker" and self.sink.on_record is None
+            else self.record)
         events = environment.events
         if self.role == "worker":
             runner.register_message(MSG_PLAN, self._on_plan)

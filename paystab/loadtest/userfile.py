@@ -55,6 +55,8 @@ class _Checkout:
 
 
 _ACTIVE: dict[Any, _Checkout] = {}  # greenlet → the checkout its task is making
+_current, _wall_clock, _perf_counter = gevent.getcurrent, time.time, time.perf_counter
+_new_record = tuple.__new__  # CheckoutRecord(...) without its Python-level __new__
 _LOCUST_STATS_LISTENER = "Runner.__init__.<locals>.on_request"
 
 
@@ -71,9 +73,11 @@ class _RequestWatch:
         self.flushed_at = 0.0
 
     def __call__(self, request_type: str = "", name: str = "", response_time: Any = None,
-                 response_length: int = 0, exception: Exception | None = None,
-                 response: Any = None, **_kw: Any) -> None:
-        checkout = _ACTIVE.get(gevent.getcurrent())
+                 response_length: int = 0, response: Any = None, context: Any = None,
+                 exception: Exception | None = None, start_time: Any = None, url: Any = None,
+                 **_kw: Any) -> None:
+        # Locust's own keywords are all named: binding them makes no dict per request
+        checkout = _ACTIVE.get(_current())
         if checkout is not None:
             checkout.attempts += 1
             status = getattr(response, "status_code", None)
@@ -88,8 +92,8 @@ class _RequestWatch:
         if response_time is None:
             batch.add_now(request_type, name, response_time, response_length)
         else:
-            now = time.time()
-            batch.add(name, response_time, response_length, now, request_type)
+            now = _wall_clock()
+            batch.add_row((name, request_type, now, response_time, response_length))
             if now - self.flushed_at >= FLUSH_S or now < self.flushed_at:
                 batch.flush()
                 self.flushed_at = now
@@ -160,7 +164,10 @@ def paced(cls: type[User]) -> type[User]:
             self._paystab_checkout = _Checkout()
         pacer = self._paystab_session.pacer
         pacer.tick_when_idle = True
-        pacer.wait_for_arrival(slot)
+        # the common case first: no other user idle and a fresh arrival due (what
+        # wait_for_arrival tries first, without its call)
+        if pacer.idle or not pacer._take_now(slot):
+            pacer.wait_for_arrival(slot)
         return 0.0
 
     made: type[User] = type(cls.__name__, (cls,), {"wait_time": wait_time,
@@ -171,7 +178,7 @@ def paced(cls: type[User]) -> type[User]:
 
 def _as_checkout(task: Any) -> Callable[[Any], None]:
     task_name = getattr(task, "__name__", "task")
-    perf_counter, wall_clock, current = time.perf_counter, time.time, gevent.getcurrent
+    active = _ACTIVE
 
     def checkout(user: Any) -> None:
         slot: UserSlot | None = user.__dict__.get("_paystab_slot")
@@ -181,15 +188,15 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
         session: LoadSession = user._paystab_session
         pacer = session.pacer
         assert pacer is not None
-        started = wall_clock()
+        started = _wall_clock()
         lag_ms = (started - slot.scheduled_at) * 1000.0
         if lag_ms < 0.0:
             lag_ms = 0.0
-        t0 = perf_counter()
-        me = current()
+        t0 = _perf_counter()
+        me = _current()
         state: _Checkout = user._paystab_checkout
         state.attempts, state.failure, state.http_status = 0, "", 0
-        _ACTIVE[me] = state
+        active[me] = state
         user.paystab_outcome = None
         raised = ""
         try:
@@ -201,8 +208,8 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
         except Exception as exc:  # the user's task failed: a failed checkout, like Locust
             raised = type(exc).__name__.lower()
         finally:
-            _ACTIVE.pop(me, None)
-        latency_ms = (perf_counter() - t0) * 1000.0
+            active.pop(me, None)
+        latency_ms = (_perf_counter() - t0) * 1000.0
         status = state.failure or raised
         if status:
             outcome = "failed"
@@ -210,9 +217,9 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
             chosen = getattr(user, "paystab_outcome", None)
             outcome = status = chosen if chosen.__class__ is str and chosen in OUTCOMES \
                 else "approved"
-        session.record(CheckoutRecord(
+        session.take_record(_new_record(CheckoutRecord, (
             started, task_name, "", outcome, status, "", latency_ms, state.attempts,
-            state.http_status, lag_ms, session.stream, seq))
+            state.http_status, lag_ms, session.stream, seq)))
         pacer.done(seq, lag_ms)
 
     checkout.__name__ = task_name
