@@ -81,7 +81,7 @@ class LoadSession:
         self.flow: CompiledFlow | None = None  # a declarative flow; None: paystab's payment
         self.stream = 0
         self.share_count = 1
-        self.rate_override: float | None = None
+        self._rate_override: float | None = None
         self.run_start: float | None = None
         self.finished = Event()
         self.outbox: list[list[Any]] = []
@@ -114,12 +114,27 @@ class LoadSession:
         self.flow = (CompiledFlow(flow_from_json(self.plan.flow), self.factory)
                      if self.plan.flow is not None else None)
 
-        def rate_at(t_s: float) -> float:
-            override = self.rate_override
-            return override if override is not None else profile.rate_at(t_s)
+        self.pacer = ArrivalPacer(self._rate_fn(profile), self.plan.duration_s,
+                                  share=1.0 / share_count, phase=stream / share_count)
 
-        self.pacer = ArrivalPacer(rate_at, self.plan.duration_s, share=1.0 / share_count,
-                                  phase=stream / share_count)
+    def _rate_fn(self, profile: Profile) -> Callable[[float], float]:
+        """The pacer's rate: the profile's own function, or the override's constant (one
+        call per hand-off either way: the pacer asks at every arrival a user takes)."""
+        override = self._rate_override
+        if override is None:
+            return profile.rate_at
+        return lambda _t_s: override
+
+    @property
+    def rate_override(self) -> float | None:
+        """A rate that replaces the profile's (capacity search); None: the profile's."""
+        return self._rate_override
+
+    @rate_override.setter
+    def rate_override(self, rate: float | None) -> None:
+        self._rate_override = rate
+        if self.pacer is not None and self.profile is not None:
+            self.pacer.rate_fn = self._rate_fn(self.profile)
 
     def record(self, record: CheckoutRecord) -> None:
         """Called by a user when a checkout ends."""
