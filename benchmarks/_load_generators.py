@@ -322,36 +322,46 @@ def port_of(url: str) -> int:
 PAIRED_WARMUP_S = 3.0
 
 
-def run_paired(locust_url: str, paystab_url: str, seconds: float, users: int,
-               locustfile: Path) -> dict[str, Any]:
+def run_paired(locust_url: str, other_url: str, seconds: float, users: int,
+               locustfile: Path, *, control: bool = False, swap: bool = False) -> dict[str, Any]:
     """Stock Locust and ``paystab load -f`` with the same locustfile **at once**, each
     against its own nginx: both meet the same host in the same seconds, so the ratio of
     their requests per CPU-second is not moved by what the rest of the machine does
     between two runs (run one after the other, per-round ratios of this very comparison
-    spread 0.57-1.27x; side by side, 0.92-0.97x). Counted from ``PAIRED_WARMUP_S`` after
-    the start (both loading) for ``seconds - 1``: each nginx's counter and each process's
-    CPU, sampled at the same two instants."""
+    spread 0.57-1.27x). Counted from ``PAIRED_WARMUP_S`` after the start (both loading)
+    for ``seconds - 1``: each nginx's counter and each process's CPU, sampled at the same
+    two instants.
+
+    ``control``: the other generator is stock Locust too — the instrument's own error
+    (Locust against itself should read 1). ``swap``: the other generator is started first
+    and the two nginx endpoints trade places, so alternating rounds cancel any advantage of
+    either slot."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     total = f"{int(seconds + PAIRED_WARMUP_S + 1)}"
-    locust = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
-         "-r", str(users * 10), "-t", f"{total}s", "--host", locust_url, "--only-summary",
-         "--loglevel", "WARNING", "--exit-code-on-error", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
-    paystab = subprocess.Popen(
-        [sys.executable, "-m", "paystab", "load", "--target", paystab_url, "--rps", "1000000",
-         "--duration", total, "--users", str(users), "--no-live", "-f", str(locustfile)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
-    ports = (port_of(locust_url), port_of(paystab_url))
+    if swap:
+        locust_url, other_url = other_url, locust_url
+
+    def locust_cmd(url: str) -> list[str]:
+        return [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u",
+                str(users), "-r", str(users * 10), "-t", f"{total}s", "--host", url,
+                "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+
+    other_cmd = locust_cmd(other_url) if control else [
+        sys.executable, "-m", "paystab", "load", "--target", other_url, "--rps", "1000000",
+        "--duration", total, "--users", str(users), "--no-live", "-f", str(locustfile)]
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name, cmd in (("other", other_cmd), ("locust", locust_cmd(locust_url))) if swap \
+            else (("locust", locust_cmd(locust_url)), ("other", other_cmd)):
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       env=env, cwd=REPO)
+    pairs = ((port_of(locust_url), procs["locust"]), (port_of(other_url), procs["other"]))
     try:
         time.sleep(PAIRED_WARMUP_S)
-        before = [(_served(port), _proc_cpu_s(proc.pid))
-                  for port, proc in zip(ports, (locust, paystab), strict=True)]
+        before = [(_served(port), _proc_cpu_s(proc.pid)) for port, proc in pairs]
         time.sleep(seconds - 1)
-        after = [(_served(port), _proc_cpu_s(proc.pid))
-                 for port, proc in zip(ports, (locust, paystab), strict=True)]
+        after = [(_served(port), _proc_cpu_s(proc.pid)) for port, proc in pairs]
     finally:
-        for proc in (locust, paystab):
+        for proc in procs.values():
             try:
                 proc.wait(timeout=seconds + 60)
             except subprocess.TimeoutExpired:
@@ -362,5 +372,7 @@ def run_paired(locust_url: str, paystab_url: str, seconds: float, users: int,
         if c0 is None or c1 is None or c1 <= c0 or r1 <= r0:
             raise RuntimeError("a paired generator did not load the whole window")
         per_core.append(round((r1 - r0) / (c1 - c0), 1))
-    return {"locust_rps_per_core": per_core[0], "paystab_user_locustfile_rps_per_core": per_core[1],
-            "ratio": round(per_core[1] / per_core[0], 3)}
+    other = "locust_again_rps_per_core" if control else "paystab_user_locustfile_rps_per_core"
+    return {"locust_rps_per_core": per_core[0], other: per_core[1],
+            "ratio": round(per_core[1] / per_core[0], 3), "started_first": (
+                "locust" if not swap else "locust_again" if control else "paystab")}

@@ -51,4 +51,13 @@ def test_benchmark_measures_paystab_stock_locust_and_wrk_in_one_run(tmp_path: Pa
     assert paired["locust_rps_per_core"] > 0 and paired["paystab_user_locustfile_rps_per_core"] > 0
     assert paired["ratio"] == pytest.approx(
         paired["paystab_user_locustfile_rps_per_core"] / paired["locust_rps_per_core"], abs=1e-3)
+    (control,) = data["paired"]["paired_locust_control"]["per_round"]  # Locust vs itself
+    assert control["locust_rps_per_core"] > 0 and control["locust_again_rps_per_core"] > 0
+    # the locustfile target is judged on the side-by-side figures; the sequential ones stay
+    userfile = targets["user_locustfile_vs_locust_per_core"]
+    assert userfile["measured_side_by_side"] and userfile["per_round"] == [paired["ratio"]]
+    assert userfile["control_median_ratio"] == control["ratio"]
+    assert userfile["sequential"]["per_round"] == [round(
+        data["runs"]["paystab_user_locustfile"][0]["steady_rps_per_core"]
+        / data["runs"]["locust_payment"][0]["steady_rps_per_core"], 3)]
     assert "payment_vs_locust_per_core" in proc.stdout
