@@ -113,7 +113,7 @@ def demo_report(seed: int = 7, *, severe: bool = False, duration_s: float = 60.0
     report = Report(
         runbook="provider-timeout", seed=seed, started_at="2025-03-14T10:00:00+09:00",
         duration_s=duration_s, faults=faults, detections=detections, failovers=failovers,
-        reconciliation=ReconciliationRecord(0, 0, 0, 3),
+        reconciliation=ReconciliationRecord(0, 0, 0, 3, amount_mismatches=0),
         description="A card provider stops answering under 100 payments/s; the gateway must "
                     "detect it, drain it, keep customers served and lose no money.",
         target="reference stack (demo data)", provider_timeline=points,
@@ -145,7 +145,7 @@ def aborted_report() -> Report:
         detections=[DetectionRecord("wallet-paypay", "failure_rate", 4.4, "CUSUM h=5.2")],
         failovers=[FailoverRecord("wallet-paypay", "degrade", 4.6, "failure_rate",
                                   "last healthy wallet provider: degrade, not drain")],
-        reconciliation=ReconciliationRecord(0, 0, 0, 0),
+        reconciliation=ReconciliationRecord(0, 0, 0, 0, amount_mismatches=0),
         notes=["aborted by abort_when; every fault was cleared before the report was written"],
     )
     rng = random.Random(3)

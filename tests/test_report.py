@@ -160,7 +160,7 @@ def test_junit_pass() -> None:
     suite = junit(VARIANTS["pass"]).find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
-    assert len(cases) == 6 + 3 and suite.get("tests") == "9" and suite.get("failures") == "0"
+    assert len(cases) == 6 + 4 and suite.get("tests") == "10" and suite.get("failures") == "0"
     names = [c.get("name") for c in cases if c.get("classname", "").endswith(".hypotheses")]
     assert names[0] == "availability >= 0.9999"
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
@@ -183,8 +183,8 @@ def test_junit_aborted_and_unmeasured() -> None:
     assert error is not None and "fell below the floor" in (error.get("message") or "")
     assert aborted.get("errors") == "1" and aborted.get("failures") == "2"
     unmeasured = junit(VARIANTS["unmeasured"])
-    assert unmeasured.get("skipped") == "3"
-    assert len(unmeasured.findall(".//testcase/skipped")) == 3
+    assert unmeasured.get("skipped") == "4"  # the four reconciliation invariants
+    assert len(unmeasured.findall(".//testcase/skipped")) == 4
 
 
 def test_junit_reconciliation_failure_lists_findings() -> None:

@@ -73,6 +73,8 @@ VARIABLES: dict[str, tuple[Callable[[Report], Any], str]] = {
     "double_charges": (_recon("double_charges"), "captured twice for one payment"),
     "lost_payments": (_recon("lost_payments"), "customer told paid, nothing captured"),
     "orphans": (_recon("orphans"), "captured, gateway says failed"),
+    "amount_mismatches": (_recon("amount_mismatches"),
+                          "captured in another currency, or less than the order"),
     "voided_late_successes": (_recon("voided_late_successes"), "late successes voided"),
     "faults": (_count("faults"), "faults injected"),
     "detections": (_count("detections"), "anomalies detected"),
@@ -90,13 +92,15 @@ VARIABLES: dict[str, tuple[Callable[[Report], Any], str]] = {
 # Variables whose null means "the target does not provide this", with the reason shown.
 NOT_PROVIDED: dict[str, str] = {
     name: "the target has no ledgers to reconcile"
-    for name in ("double_charges", "lost_payments", "orphans", "voided_late_successes")
+    for name in ("double_charges", "lost_payments", "orphans", "amount_mismatches",
+                 "voided_late_successes")
 }
 # Also accepted: the report's own paths, e.g. traffic.availability.
 ALIASES = {f"traffic.{k}": k for k in ("availability", "requests", "approved", "declined",
                                        "failed", "p50_ms", "p95_ms", "p99_ms")}
 ALIASES.update({f"reconciliation.{k}": k for k in ("double_charges", "lost_payments",
-                                                   "orphans", "voided_late_successes")})
+                                                   "orphans", "amount_mismatches",
+                                                   "voided_late_successes")})
 
 _AND = re.compile(r"\s+and\b")  # between comparisons of the shared grammar
 _SHAPE = "VARIABLE OP VALUE, e.g. availability >= 0.9999"

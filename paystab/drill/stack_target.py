@@ -51,7 +51,8 @@ _CARD_BRANDS = ["visa", "mastercard", "jcb", "amex"]
 _WALLET_BRANDS = ["paypay", "kakaopay", "grabpay"]
 _DETECTION = ("detections", "max_ttd_s")
 _FAILOVER = ("drains", "restores", "failovers", "degrades", "max_ttm_s", "false_failovers")
-_RECONCILIATION = ("double_charges", "lost_payments", "orphans", "voided_late_successes")
+_RECONCILIATION = ("double_charges", "lost_payments", "orphans", "amount_mismatches",
+                   "voided_late_successes")
 
 
 def _tail(path: Path) -> str:
@@ -339,7 +340,8 @@ class StackTarget(Target):
         result = reconcile_ledgers(ledgers, self.loaded.base_dir, books)
         return ReconciliationRecord(result.double_charges, result.lost_payments, result.orphans,
                                     result.voided_late_successes,
-                                    [f.__dict__ for f in result.findings[:50]])
+                                    [f.__dict__ for f in result.findings[:50]],
+                                    amount_mismatches=result.amount_mismatches)
 
 
 def not_applicable(results: list[Any], hypotheses: Sequence[Any],

@@ -76,7 +76,8 @@ class Target(ABC):
         result = reconcile_stack(self.endpoints)
         return ReconciliationRecord(result.double_charges, result.lost_payments, result.orphans,
                                     result.voided_late_successes,
-                                    [f.__dict__ for f in result.findings[:50]])
+                                    [f.__dict__ for f in result.findings[:50]],
+                                    amount_mismatches=result.amount_mismatches)
 
 
 class ReferenceTarget(Target):

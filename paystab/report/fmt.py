@@ -243,4 +243,5 @@ INVARIANTS = (
     ("double_charges", "no payment captured twice"),
     ("lost_payments", "no customer told 'paid' without a capture"),
     ("orphans", "no capture the gateway reports as failed"),
+    ("amount_mismatches", "no capture in another currency or short of the order"),
 )

@@ -125,7 +125,7 @@ def _cards(report: Report, slo: SloSummary) -> str:
               f"+ {ff.grace_s:g} s", fmt.judgement(report, "false_failovers"),
               ff.count == 0),
         _card("reconciliation", " / ".join(fmt.count(v) for v in recon_values),
-              "double charges / lost / orphans",
+              "double charges / lost / orphans / wrong amounts",
               fmt.judgement(report, *(f for f, _ in fmt.INVARIANTS)),
               None if None in recon_values else all(v == 0 for v in recon_values)),
         _card("payments", fmt.count(t.requests), f"{fmt.count(t.approved)} approved · "

@@ -84,6 +84,9 @@ class ReconciliationRecord:
     orphans: int | None = None
     voided_late_successes: int | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # after the findings (positional callers predate it): a live capture of another currency,
+    # or less than the order
+    amount_mismatches: int | None = None
 
 
 @dataclass

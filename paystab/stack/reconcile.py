@@ -7,7 +7,10 @@ Three invariants a payment stack must keep, whatever broke during a drill:
 * **lost payments**: the customer was told ``approved`` (or ``pending``) and no provider
   holds a live capture for it;
 * **orphans**: a provider holds a live capture the gateway says failed, declined, or never
-  heard of; each must be voided.
+  heard of; each must be voided;
+* **amount mismatches**: the one live capture of an approved or pending payment is of
+  another currency, or less than the payment's amount (more than it counts as a double
+  charge: the customer paid too much), as ``paystab reconcile`` judges a shop's books.
 
 ``voided_late_successes`` counts captures that arrived after the gateway had moved on and
 were voided by it: not a defect, the evidence that the safety net worked. A capture is
@@ -77,13 +80,16 @@ def reconcile(gateway_ledger: str | Path, provider_ledgers: dict[str, str | Path
             raise InvalidInput("ledger not found", source=str(path))
     payments, attempts = read_gateway_ledger(gateway_ledger)
     status_of = {p["id"]: p["status"] for p in payments}
+    owed = {p["id"]: (int(p["amount"]), str(p["currency"])) for p in payments}
     result = Reconciliation(payments=len(payments))
     result.voided_late_successes = sum(1 for a in attempts if a["state"] == "voided")
     live: dict[str, list[str]] = defaultdict(list)  # payment id -> "provider/key"
+    held: dict[str, tuple[int, str]] = {}  # payment id -> its (last) live capture's money
     for provider, path in provider_ledgers.items():
         for row in read_ledger(path):
             if row.status in LIVE:
                 live[row.payment_id].append(f"{provider}/{row.idempotency_key}")
+                held[row.payment_id] = (row.amount, row.currency)
                 result.captures += 1
     for payment_id, where in live.items():
         gateway_status = status_of.get(payment_id)
@@ -91,6 +97,8 @@ def reconcile(gateway_ledger: str | Path, provider_ledgers: dict[str, str | Path
             result.double_charges += 1
             result.findings.append(Finding("double_charge", payment_id,
                                            f"{len(where)} live captures: {', '.join(where)}"))
+        elif gateway_status in ("approved", "pending") and held[payment_id] != owed[payment_id]:
+            _wrong_amount(result, payment_id, where[0], held[payment_id], owed[payment_id])
         if gateway_status not in ("approved", "pending"):
             result.orphans += 1
             result.findings.append(Finding(
@@ -102,6 +110,19 @@ def reconcile(gateway_ledger: str | Path, provider_ledgers: dict[str, str | Path
             result.findings.append(Finding("lost_payment", payment_id,
                                            f"gateway says {status}; no provider holds a capture"))
     return result
+
+
+def _wrong_amount(result: Reconciliation, payment_id: str, where: str,
+                  captured: tuple[int, str], owed: tuple[int, str]) -> None:
+    (amount, currency), (due, due_currency) = captured, owed
+    kind = "double_charge" if currency == due_currency and amount > due else "amount_mismatch"
+    if kind == "double_charge":
+        result.double_charges += 1
+    else:
+        result.amount_mismatches += 1
+    result.findings.append(Finding(
+        kind, payment_id, f"captured {amount} {currency} at {where}; the gateway's payment is "
+        f"{due} {due_currency}", [where.split("/", 1)[0]], [], due, amount, due_currency))
 
 
 def reconcile_stack(endpoints: StackEndpoints, source: str = "ready file") -> Reconciliation:
