@@ -119,3 +119,93 @@ def test_fast_hand_off_gives_the_same_arrivals_as_the_general_path(
     assert fast == general
     issued, dropped = fast[1], fast[3]
     assert issued == len(fast[0]) + dropped  # every arrival handed over or counted dropped
+
+
+def test_locusts_control_flow_from_a_task_steers_the_paced_user() -> None:
+    """``StopUser`` stops the user, ``RescheduleTask`` moves on, and neither is a failed
+    checkout: a task that made requests before raising is recorded by them, one that made
+    none used its arrival for nothing (counted as dropped). An error is a failed checkout
+    and the user goes on; a task the user scheduled runs before the random pick, as a
+    checkout too; a user being stopped is stopped while it waits, as under Locust's loop."""
+    code = r"""
+import gevent
+from locust import User, constant, task
+from locust.env import Environment
+from locust.exception import RescheduleTask, StopUser
+from locust.user.task import LOCUST_STATE_STOPPING
+from paystab.loadtest import userfile
+from paystab.loadtest.plan import LoadPlan
+from paystab.loadtest.session import attach
+
+class Resp:
+    status_code = 200
+
+seen = []
+
+class Shopper(User):
+    wait_time = constant(0)
+    host = "http://127.0.0.1:9"
+
+    def on_start(self):
+        self._taskset_instance.schedule_task(type(self).first)
+
+    def first(self):
+        seen.append("first")
+        self.environment.events.request.fire(request_type="GET", name="/first",
+            response_time=1.0, response_length=1, response=Resp(), context={},
+            exception=None, start_time=0.0, url="/first")
+
+    @task
+    def buy(self):
+        n = len(seen)
+        seen.append(n)
+        if n == 3:
+            raise RescheduleTask()  # no request: not a checkout
+        if n == 5:
+            raise ValueError("broken task")
+        self.environment.events.request.fire(request_type="POST", name="/pay",
+            response_time=1.0, response_length=1, response=Resp(), context={},
+            exception=None, start_time=0.0, url="/pay")
+        if n == 8:
+            raise StopUser()  # after its request: recorded, then the user stops
+
+Paced = userfile.paced(Shopper)
+env = Environment(user_classes=[Paced])
+userfile.install(env)
+env.create_local_runner()
+env.events.test_start.fire(environment=env)
+session = attach(env, LoadPlan("steady", 1e6, 3600.0, 1))
+session._new_pacer(0, 1)
+session.pacer._begin()
+user = Paced(env)
+dropped_before = session.pacer.dropped_total
+greenlet = gevent.spawn(user.run)
+greenlet.join(timeout=10)
+assert greenlet.dead and greenlet.exception is None, greenlet.exception
+records = session.sink.records
+outcomes = [(r.method, r.outcome) for r in records]
+# every task runs on an arrival; the one scheduled in on_start first
+assert seen == ["first", 1, 2, 3, 4, 5, 6, 7, 8], seen
+assert outcomes[0] == ("first", "approved"), outcomes
+assert outcomes.count(("buy", "failed")) == 1, outcomes
+assert [r.status for r in records if r.outcome == "failed"] == ["valueerror"]
+assert len(records) == 1 + 7, outcomes  # first; buys 1-8 but 3 (no request), 8 recorded
+assert [r.seq for r in records] == sorted(r.seq for r in records)
+assert not session.pacer.inflight  # every arrival handed out ended: recorded or dropped
+issued = session.pacer.issued
+assert issued == len(records) + session.pacer.dropped_total, (issued, len(records))
+
+# a user being stopped while it waits for an arrival stops (Locust's stop semantics)
+from gevent.pool import Group
+user2 = Paced(env)
+session.pacer._stop = True  # no more arrivals: the user waits
+g2 = user2.start(Group())
+gevent.sleep(0.2)
+assert not g2.dead and user2._state == "waiting", user2._state
+assert user2.stop(force=False) is True  # Locust kills a waiting user at once
+g2.join(timeout=5)
+assert g2.dead, "a waiting user did not stop"
+print("OK")
+"""
+    proc = run_script(code)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]

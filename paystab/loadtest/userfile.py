@@ -20,23 +20,44 @@ request on the shared 2-core VM: Locust's listener 12.4 µs, the batch ~2 µs; t
 hand-off ~4 µs (``ArrivalPacer._take_now``) — so pacing and paystab's records cost about
 what Locust's own statistics did.
 
-Locust's first task iteration runs before the first wait (so before any arrival); like
-paystab's own checkout user, that iteration is skipped. Nested ``TaskSet`` classes are not
-paced (an arrival would start a whole nested loop): such a file is refused with exit 2.
+The users run their tasks in paystab's loop (:class:`_PacedTaskSet`): wait for an
+arrival, then one task on it — Locust's own loop would run a task before the first wait,
+with no arrival. ``StopUser``, ``RescheduleTask`` and ``InterruptTaskSet`` from a task
+steer the loop as under Locust and are not failures (a task that raised one before making
+any request made no checkout: its arrival counts as dropped). Nested ``TaskSet`` classes
+are not paced (an arrival would start a whole nested loop): such a file is refused with
+exit 2.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import logging
+import random
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from locust import TaskSet, User
+from locust.exception import (
+    InterruptTaskSet,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopTest,
+    StopUser,
+)
+from locust.user.task import (
+    LOCUST_STATE_RUNNING,
+    LOCUST_STATE_STOPPING,
+    LOCUST_STATE_WAITING,
+    DefaultTaskSet,
+)
 
 from paystab.exceptions import InvalidInput
 from paystab.loadtest.locust_stats import FLUSH_S, StatsBatch
@@ -163,6 +184,9 @@ def paced(cls: type[User]) -> type[User]:
             self._paystab_slot = slot = UserSlot()
             self._paystab_checkout = _Checkout()
         pacer = self._paystab_session.pacer
+        if slot.seq >= 0:  # an arrival no checkout spent (a task called self.wait())
+            pacer.abandon(slot.seq)
+            slot.seq = -1
         pacer.tick_when_idle = True
         # the common case first: no other user idle and a fresh arrival due (what
         # wait_for_arrival tries first, without its call)
@@ -170,10 +194,102 @@ def paced(cls: type[User]) -> type[User]:
             pacer.wait_for_arrival(slot)
         return 0.0
 
-    made: type[User] = type(cls.__name__, (cls,), {"wait_time": wait_time,
+    made: type[User] = type(cls.__name__, (cls,), {"wait_time": wait_time, "run": _run_user,
                                                    "__module__": cls.__module__})
     made.tasks = tasks  # after creation: Locust's metaclass would merge in the base's tasks
     return made
+
+
+_log = logging.getLogger(__name__)
+# What a task raises to steer Locust's loop: passed on to it, never a failed checkout
+_LOCUST_CONTROL = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately,
+                   InterruptTaskSet)
+
+
+def _run_user(user: Any) -> None:
+    """``User.run`` with :class:`_PacedTaskSet` as the root task set."""
+    user._state = LOCUST_STATE_RUNNING
+    user._taskset_instance = _PacedTaskSet(user)
+    try:
+        try:
+            user.on_start()
+        except Exception as e:  # as Locust: logged, reported, and the user ends
+            _log.error("%s\n%s", e, traceback.format_exc())
+            if not isinstance(e, (StopUser, StopTest)):
+                user.environment.events.user_error.fire(user_instance=user, exception=e,
+                                                        tb=e.__traceback__)
+            raise
+        user._taskset_instance.run()
+    except (GreenletExit, StopUser, StopTest):
+        user.on_stop()
+
+
+class _PacedTaskSet(DefaultTaskSet):
+    """Locust's root task set with the loop of ``TaskSet.run`` written for paced users. The
+    order is the pacer's: wait for an arrival, then run a task on it (Locust's loop runs a
+    task first and waits after it) — a task the user scheduled (``schedule_task``) first,
+    else a weighted random one. Kept from Locust: the stop checks around the wait (a user
+    being stopped while it waits stops there), ``RescheduleTask``/``InterruptTaskSet``/
+    ``StopUser`` from a task, ``on_stop``, the ``user_error`` event. Left out: the
+    per-iteration method calls a general task set needs (nested task sets were refused at
+    load) — each iteration is one checkout, so what the loop saves is saved per checkout."""
+
+    def run(self) -> None:  # type: ignore[misc] # Locust marks it final; this is its loop
+        try:
+            self.on_start()
+        except InterruptTaskSet as e:
+            if e.reschedule:
+                raise RescheduleTaskImmediately(e.reschedule) from e
+            raise RescheduleTask(e.reschedule) from e
+        user: Any = self.user
+        queue: Any = self._task_queue
+        sleep, choice = gevent.sleep, random.choice
+        tasks: list[Any] = user.tasks
+        if not tasks:
+            self.get_next_task()  # type: ignore[no-untyped-call] # Locust's error for no tasks
+        only = tasks[0] if len(tasks) == 1 else None
+        while True:
+            try:
+                # TaskSet.wait, inline: the pacer's arrival comes before the task
+                if user._state == LOCUST_STATE_STOPPING:
+                    raise StopUser()
+                user._state = LOCUST_STATE_WAITING
+                sleep(user.wait_time())
+                if user._state == LOCUST_STATE_STOPPING:
+                    raise StopUser()
+                user._state = LOCUST_STATE_RUNNING
+                if queue:
+                    task = queue.popleft()
+                    if not getattr(task, "paystab_checkout", False):
+                        task = _as_checkout(task)  # scheduled by the user: one checkout too
+                else:
+                    task = only or choice(tasks)
+                try:
+                    task(user)
+                except (RescheduleTask, RescheduleTaskImmediately):
+                    pass  # the next task, on the next arrival
+            except InterruptTaskSet as e:
+                try:
+                    self.on_stop()  # type: ignore[no-untyped-call]
+                except (StopUser, StopTest, GreenletExit):
+                    raise
+                except Exception:
+                    _log.error("Uncaught exception in on_stop: \n%s", traceback.format_exc())
+                if e.reschedule:
+                    raise RescheduleTaskImmediately(e.reschedule) from e
+                raise RescheduleTask(e.reschedule) from e
+            except (StopUser, StopTest, GreenletExit):
+                try:
+                    self.on_stop()  # type: ignore[no-untyped-call]
+                except Exception:
+                    _log.error("Uncaught exception in on_stop: \n%s", traceback.format_exc())
+                raise
+            except Exception as e:  # paystab's own code (a task's errors are its checkout's)
+                user.environment.events.user_error.fire(user_instance=self, exception=e,
+                                                        tb=e.__traceback__)
+                if not user.environment.catch_exceptions:
+                    raise
+                _log.error("%s\n%s", e, traceback.format_exc())
 
 
 def _as_checkout(task: Any) -> Callable[[Any], None]:
@@ -183,7 +299,7 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
     def checkout(user: Any) -> None:
         slot: UserSlot | None = user.__dict__.get("_paystab_slot")
         if slot is None or slot.seq < 0:
-            return  # Locust's first iteration, before any arrival
+            return  # no arrival (no plan yet): not a checkout
         seq, slot.seq = slot.seq, -1
         session: LoadSession = user._paystab_session
         pacer = session.pacer
@@ -199,8 +315,11 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
         active[me] = state
         user.paystab_outcome = None
         raised = ""
+        control: Exception | None = None
         try:
             task(user)
+        except _LOCUST_CONTROL as exc:  # StopUser, RescheduleTask…: Locust's, not a failure
+            control = exc
         except (gevent.GreenletExit, KeyboardInterrupt):
             session.interrupted_checkouts += 1
             pacer.done(seq, lag_ms)
@@ -209,6 +328,9 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
             raised = type(exc).__name__.lower()
         finally:
             active.pop(me, None)
+        if control is not None and state.attempts == 0:
+            pacer.abandon(seq)  # the task made no request: this arrival made no checkout
+            raise control
         latency_ms = (_perf_counter() - t0) * 1000.0
         status = state.failure or raised
         if status:
@@ -221,8 +343,11 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
             started, task_name, "", outcome, status, "", latency_ms, state.attempts,
             state.http_status, lag_ms, session.stream, seq)))
         pacer.done(seq, lag_ms)
+        if control is not None:
+            raise control  # to Locust's loop, which stops or reschedules the user
 
     checkout.__name__ = task_name
+    checkout.paystab_checkout = True  # type: ignore[attr-defined]
     return checkout
 
 
