@@ -75,6 +75,36 @@ def test_a_slower_clock_while_all_users_are_busy_still_drops_what_they_missed(
     assert sum(pacer.dropped_by_tick.values()) == pacer.dropped_total
 
 
+@pytest.mark.parametrize("late_s", [0.005, 2.0])
+def test_a_late_wall_clock_reading_does_not_make_fresh_arrivals_stale(
+        monkeypatch: pytest.MonkeyPatch, late_s: float) -> None:
+    """An idle user ticking the pacer takes the newest due arrival, however long the host
+    held the process between the pacer's monotonic reading and its wall-clock one (or if
+    the wall clock was stepped). Judged on the wall clock, every due arrival looked older
+    than the staleness cut-off and all were dropped with the user idle: without the
+    pacer's own clock greenlet, the user waited for ever (seen once in CI)."""
+    import paystab.loadtest.pacing as pacing
+
+    real = time.time
+    for path in ("take_now", "tick"):
+        pacer = ArrivalPacer(lambda t: 1e6, 3600.0)
+        pacer.tick_when_idle = True
+        pacer._begin()
+        monkeypatch.setattr(pacing, "_wall_clock", lambda: real() + late_s)
+        for _ in range(50):
+            slot = UserSlot()
+            if path == "take_now":
+                assert pacer._take_now(slot), "a fresh arrival was due"
+            else:
+                pacer.idle.append(slot)
+                pacer.tick(stale_s=pacing.MIN_SLEEP_S)
+                assert not pacer.idle
+            assert slot.seq >= 0
+            pacer.done(slot.seq, 0.0)
+        monkeypatch.undo()
+        assert pacer.issued > 50 and not pacer.inflight
+
+
 def test_two_pacers_sharing_a_rate_interleave() -> None:
     a = ArrivalPacer(lambda t: 100.0, 0.5, share=0.5, phase=0.0)
     b = ArrivalPacer(lambda t: 100.0, 0.5, share=0.5, phase=0.5)

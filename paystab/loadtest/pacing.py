@@ -155,7 +155,7 @@ class ArrivalPacer:
         mono0 = self._mono0
         if mono0 is None or self._stop or self._arrivals_over:
             return None
-        t = _monotonic() - mono0
+        t = now_t = _monotonic() - mono0
         last = t >= self.duration_s
         if last:
             t = self.duration_s
@@ -166,7 +166,7 @@ class ArrivalPacer:
         # an arrival due exactly at the end (give or take rounding) is not this run's
         due = int(new_cum - 1e-3 if last else new_cum) - self.issued
         if due > 0:
-            self._issue(due, prev_t, t, cum, new_cum, stale_s)
+            self._issue(due, prev_t, t, cum, new_cum, stale_s, now_t)
         self._cum, self._prev_t, self._prev_rate = new_cum, t, rate
         if last:
             self._finish()
@@ -180,17 +180,22 @@ class ArrivalPacer:
         return max(self.rate_fn(t), 0.0) * self.share
 
     def _issue(self, due: int, t0: float, t1: float, c0: float, c1: float,
-               stale_s: float | None = None) -> None:
+               stale_s: float | None = None, now_t: float | None = None) -> None:
         """Hand arrivals ``issued`` … ``issued + due - 1`` (due between t0 and t1, run
-        seconds, as the cumulative count went from c0 to c1) to idle users; drop the rest."""
+        seconds, as the cumulative count went from c0 to c1) to idle users; drop the rest.
+        With ``stale_s``, those due before ``now_t - stale_s`` (run seconds, the monotonic
+        reading the caller computed t1 from) are dropped."""
         now = _wall_clock()
         epoch0 = self.started_epoch
         assert epoch0 is not None
         issued = self.issued
         first = 0
         if stale_s is not None and c1 > c0 and t1 > t0:
-            # arrival seq is scheduled at epoch0 + t0 + (seq + 1 - c0) / (c1 - c0) * (t1 - t0)
-            share = (now - stale_s - epoch0 - t0) / (t1 - t0)
+            # arrival seq is due at run time t0 + (seq + 1 - c0) / (c1 - c0) * (t1 - t0).
+            # Staleness is judged on the monotonic clock the arrivals were counted on: the
+            # wall clock read above may be later by a preemption (a busy host) or stepped,
+            # and judged on it every due arrival could look stale with a user idle.
+            share = ((t1 if now_t is None else now_t) - stale_s - t0) / (t1 - t0)
             first = math.ceil(c0 + share * (c1 - c0) - 1) - issued
             first = 0 if first < 0 else due if first > due else first
         idle, inflight = self.idle, self.inflight
@@ -260,16 +265,16 @@ class ArrivalPacer:
         due = int(c1) - issued
         if due <= 0 or c1 <= c0 or t <= t0:
             return False
-        now = _wall_clock()
-        epoch0 = self.started_epoch
-        assert epoch0 is not None
-        # as in _issue: arrivals due before now - MIN_SLEEP_S are stale
-        first = math.ceil(c0 + (now - MIN_SLEEP_S - epoch0 - t0) / (t - t0) * (c1 - c0) - 1) \
-            - issued
+        # as in _issue: arrivals due before t - MIN_SLEEP_S are stale, on the monotonic
+        # clock t was read from (a late wall-clock reading made fresh arrivals look stale)
+        first = math.ceil(c0 + (t - MIN_SLEEP_S - t0) / (t - t0) * (c1 - c0) - 1) - issued
         if first < 0:
             first = 0
         elif first >= due:
             return False
+        now = _wall_clock()
+        epoch0 = self.started_epoch
+        assert epoch0 is not None
         seq = issued + first
         frac = (seq + 1 - c0) / (c1 - c0)
         slot.seq = seq
