@@ -209,3 +209,96 @@ print("OK")
 """
     proc = run_script(code)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+
+def test_the_paced_loop_yields_to_the_hub_unless_the_task_already_did() -> None:
+    """A task that never blocks still lets the other greenlets run once per checkout (as
+    Locust's ``sleep(0)`` after a zero wait does); a task that blocked on a socket let the
+    hub's loop turn already, and the loop does not yield a second time for nothing."""
+    code = r"""
+import gevent
+from gevent import socket
+from locust import User, constant, task
+from locust.env import Environment
+from locust.exception import StopUser
+from paystab.loadtest import userfile
+from paystab.loadtest.plan import LoadPlan
+from paystab.loadtest.session import attach
+
+class Resp:
+    status_code = 200
+
+N = 2000
+near, far = socket.socketpair()
+
+def echo():
+    while True:
+        far.sendall(far.recv(1))
+
+gevent.spawn(echo)
+
+def make(io):
+    done = []
+    class Shopper(User):
+        wait_time = constant(0)
+        host = "http://127.0.0.1:9"
+
+        @task
+        def buy(self):
+            if len(done) >= N:
+                raise StopUser()
+            if io:
+                near.sendall(b"x")
+                assert near.recv(1) == b"x"  # blocks: the hub's loop turns
+            self.environment.events.request.fire(request_type="POST", name="/pay",
+                response_time=1.0, response_length=1, response=Resp(), context={},
+                exception=None, start_time=0.0, url="/pay")
+            done.append(1)
+    return Shopper, done
+
+for io in (False, True):
+    Shopper, done = make(io)
+    Paced = userfile.paced(Shopper)
+    env = Environment(user_classes=[Paced])
+    userfile.install(env)
+    env.create_local_runner()
+    env.events.test_start.fire(environment=env)
+    session = attach(env, LoadPlan("steady", 1e6, 3600.0, 1))
+    session._new_pacer(0, 1)
+    session.pacer._begin()
+    ticks = [0]
+
+    yields = [0]
+    real_sleep = gevent.sleep
+
+    def other():
+        while True:
+            ticks[0] += 1
+            real_sleep(0)
+
+    def counting_sleep(seconds=0, ref=True):
+        if seconds == 0:
+            yields[0] += 1
+        return real_sleep(seconds, ref)
+
+    gevent.sleep = counting_sleep  # the loop takes gevent.sleep when it starts
+    bystander = gevent.spawn(other) if not io else gevent.spawn(lambda: None)
+    user = Paced(env)
+    greenlet = gevent.spawn(user.run)
+    greenlet.join(timeout=30)
+    gevent.sleep = real_sleep
+    bystander.kill()
+    assert greenlet.dead and greenlet.exception is None, (greenlet.exception, len(done), ticks)
+    assert len(session.sink.records) == N, len(session.sink.records)
+    if io:
+        # the task's own wait on its socket was the yield
+        assert yields[0] < N // 10, (yields[0], ticks[0])
+    else:
+        # one yield per checkout: the bystander ran about as often as the checkouts
+        assert yields[0] >= N * 0.95, yields[0]
+        assert ticks[0] >= N * 0.9, ticks[0]
+    print("io" if io else "no io", yields[0], ticks[0], flush=True)
+print("OK")
+"""
+    proc = run_script(code)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -196,8 +196,9 @@ def paced(cls: type[User]) -> type[User]:
             pacer.wait_for_arrival(slot)
         return 0.0
 
-    made: type[User] = type(cls.__name__, (cls,), {"wait_time": wait_time, "run": _run_user,
-                                                   "__module__": cls.__module__})
+    made: type[User] = type(cls.__name__, (cls,), {
+        "wait_time": wait_time, "run": _run_user, "__module__": cls.__module__,
+        "paystab_outcome": None})  # a task's choice is the instance's, removed after each task
     made.tasks = tasks  # after creation: Locust's metaclass would merge in the base's tasks
     return made
 
@@ -232,9 +233,12 @@ class _PacedTaskSet(DefaultTaskSet):
     task first and waits after it) — a task the user scheduled (``schedule_task``) first,
     else a weighted random one. Kept from Locust: the stop checks around the wait (a user
     being stopped while it waits stops there), ``RescheduleTask``/``InterruptTaskSet``/
-    ``StopUser`` from a task, ``on_stop``, the ``user_error`` event. Left out: the
-    per-iteration method calls a general task set needs (nested task sets were refused at
-    load) — each iteration is one checkout, so what the loop saves is saved per checkout."""
+    ``StopUser`` from a task, ``on_stop``, the ``user_error`` event, a yield to the hub
+    per iteration unless the hub's loop turned since the last (a task that made a request
+    blocked on its socket: the other greenlets ran then). Left out: the per-iteration method
+    calls a general task set needs (nested task sets were refused at load) — each iteration
+    is one checkout, so what the loop saves is saved per checkout. ``wait_time`` runs inline
+    once the user has its slot (a task calling ``self.wait()`` still gets the function)."""
 
     def run(self) -> None:  # type: ignore[misc] # Locust marks it final; this is its loop
         try:
@@ -250,13 +254,37 @@ class _PacedTaskSet(DefaultTaskSet):
         if not tasks:
             self.get_next_task()  # type: ignore[no-untyped-call] # Locust's error for no tasks
         only = tasks[0] if len(tasks) == 1 else None
+        # Locust's loop yields to the hub once per iteration (``sleep(0)`` after a zero
+        # wait) so a task that never blocks cannot starve the other greenlets. A task that
+        # made a request blocked on its socket and the hub ran its loop then: the yield is
+        # kept only when the hub's loop has not turned since this user's last one.
+        loop: Any = gevent.get_hub().loop
+        counts_turns = hasattr(loop, "iteration")
+        turned = -1
+        slot: UserSlot | None = None
+        session: Any = None
         while True:
             try:
                 # TaskSet.wait, inline: the pacer's arrival comes before the task
                 if user._state == LOCUST_STATE_STOPPING:
                     raise StopUser()
                 user._state = LOCUST_STATE_WAITING
-                sleep(user.wait_time())
+                if slot is None:  # no plan yet, or the first arrival: wait_time's own path
+                    sleep(user.wait_time())
+                    slot = user.__dict__.get("_paystab_slot")
+                    session = user.__dict__.get("_paystab_session")
+                else:  # wait_time, inline
+                    pacer = session.pacer
+                    pacer.tick_when_idle = True
+                    if slot.seq >= 0:  # an arrival no checkout spent (RescheduleTask…)
+                        pacer.abandon(slot.seq)
+                        slot.seq = -1
+                    if pacer.idle or not pacer._take_now(slot):
+                        pacer.wait_for_arrival(slot)
+                    turn = loop.iteration if counts_turns else turned
+                    if turn == turned:
+                        sleep(0)  # (a turn of the hub's loop during it shows next time)
+                    turned = turn
                 if user._state == LOCUST_STATE_STOPPING:
                     raise StopUser()
                 user._state = LOCUST_STATE_RUNNING
@@ -315,7 +343,6 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
         state: _Checkout = user._paystab_checkout
         state.attempts, state.failure, state.http_status = 0, "", 0
         active[me] = state
-        user.paystab_outcome = None
         raised = ""
         control: Exception | None = None
         try:
@@ -330,21 +357,28 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
             raised = type(exc).__name__.lower()
         finally:
             active.pop(me, None)
+        latency_ms = (_perf_counter() - t0) * 1000.0
+        # what the task chose (read, and reset for the next task, in one step)
+        chosen = user.__dict__.pop("paystab_outcome", None)
         if control is not None and state.attempts == 0:
             pacer.abandon(seq)  # the task made no request: this arrival made no checkout
             raise control
-        latency_ms = (_perf_counter() - t0) * 1000.0
         status = state.failure or raised
         if status:
             outcome = "failed"
         else:
-            chosen = getattr(user, "paystab_outcome", None)
             outcome = status = chosen if chosen.__class__ is str and chosen in OUTCOMES \
                 else "approved"
         session.take_record(_new_record(CheckoutRecord, (
             started, task_name, "", outcome, status, "", latency_ms, state.attempts,
             state.http_status, lag_ms, session.stream, seq)))
-        pacer.done(seq, lag_ms)
+        # pacer.done(seq, lag_ms), inline (once per checkout)
+        inflight = pacer.inflight
+        inflight.pop(seq, None)
+        if lag_ms > pacer.max_lag_ms:
+            pacer.max_lag_ms = lag_ms
+        if not inflight:
+            pacer._note_drained()
         if control is not None:
             raise control  # to Locust's loop, which stops or reschedules the user
 
