@@ -19,8 +19,10 @@ applies the same figures in batches every 100 ms (``locust_stats.StatsBatch``;
 one process on the shared 2-core VM (a task that only fires the request event, wait
 included): stock Locust 5.2–7.0 µs per request, paystab's hand-off, record and
 attribution 8.1 µs — and Locust's general task loop 5.2 µs per iteration, which the
-paced loop below mostly saves; side by side against stock Locust, ×0.95–1.01
-(docs/load.md).
+paced loop below mostly saves. The whole loop, per request: stock Locust 9.2–11.7 µs,
+paystab 10.6–11.7 µs (less the 1.6 µs yield it skips after a request that blocked); side
+by side against stock Locust over HTTP, medians ×0.92–1.06, where the user's own client is
+≥ 95 % of the CPU (docs/load.md).
 
 The users run their tasks in paystab's loop (:class:`_PacedTaskSet`): wait for an
 arrival, then one task on it — Locust's own loop would run a task before the first wait,
