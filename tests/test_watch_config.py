@@ -146,3 +146,37 @@ def test_cli_exit_codes_in_a_real_process(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "paystab", "watch"], capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 2 and "--config" in missing.stderr
+
+
+def test_the_host_guard_is_configured_from_the_failover_section(tmp_path: Path) -> None:
+    """The guard that keeps a slow host from draining healthy providers is the user's to
+    tune (their loop-lag metric, their number of providers): the values reach the failover
+    controller, and an impossible one is refused with its line and field."""
+    from paystab.anomaly.controller import ControllerConfig
+    from paystab.watch.service import WatchService
+
+    text = ("sources: [{kind: otlp, listen: '127.0.0.1:0'}]\n"
+            "admin: {listen: '127.0.0.1:0'}\n"
+            "failover:\n  host_lag_s: 500ms\n  host_share: 0.75\n"
+            "  host_window_s: 3s\n  host_confirm_s: 0\n")
+    config = config_from_text(text, "w.yaml")
+    service = WatchService(config)
+    try:
+        got = service.controller.config
+        assert (got.host_lag_s, got.host_share, got.host_window_s, got.host_confirm_s) \
+            == (0.5, 0.75, 3.0, 0.0)
+        # the rest as before
+        assert got.cooldown_s == config.failover.cooldown_s == ControllerConfig().cooldown_s
+    finally:
+        service.stop()
+    defaults = config_from_text("sources: [{kind: otlp}]\n", "d.yaml").failover
+    base = ControllerConfig()
+    assert (defaults.host_lag_s, defaults.host_share, defaults.host_window_s,
+            defaults.host_confirm_s) == (base.host_lag_s, base.host_share, base.host_window_s,
+                                         base.host_confirm_s)
+    with pytest.raises(WatchConfigInvalid) as info:
+        config_from_text("sources: [{kind: otlp}]\nfailover:\n  host_share: 1.5\n"
+                         "  host_lag_s: -1s\n", "bad.yaml")
+    problems = info.value.problems
+    assert any(p.startswith("bad.yaml:3: failover.host_share:") for p in problems), problems
+    assert any(p.startswith("bad.yaml:4: failover.host_lag_s:") for p in problems), problems

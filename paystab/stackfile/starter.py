@@ -92,6 +92,9 @@ failover:
       method: PUT
       body: '{{"enabled": {enabled}}}'
   safety: {max_actions: 3, per_s: 5m}
+  # when a slow host, not a provider, explains a detection, nothing is drained:
+  # host_lag_s: 250ms      # your loop_lag metric from which hang/latency is the host's
+  # host_share: 0.5        # or this share of the other providers detected at once
 
 # Your ledgers, for the double-charge / lost-payment / orphan checks (leave out: those
 # hypotheses are "not applicable"). See docs/your-stack.md, "Ledgers".

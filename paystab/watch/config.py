@@ -245,6 +245,16 @@ class Failover(Strict):
     min_probe_attempts: int = Field(default=20, ge=0)
     max_probe_failure_ratio: float = Field(default=0.02, ge=0, le=1)
     stable_s: Duration = Field(default=60.0, ge=0)
+    # The host guard: when the slowness is the watcher's or the stack's host, not a provider
+    host_lag_s: Duration = Field(default=0.25, gt=0, description=(
+        "event-loop lag (a source's loop_lag) from which any hang/latency detection is put "
+        "down to the host and nothing is drained"))
+    host_share: float = Field(default=0.5, gt=0, le=1, description=(
+        "share of the other providers carrying traffic that, detected or timing out within "
+        "host_window_s as well, makes a detection the host's"))
+    host_window_s: Duration = Field(default=2.0, ge=0, description="\"at the same time\" for host_share")
+    host_confirm_s: Duration = Field(default=0.25, ge=0, description=(
+        "a hang/latency decision waits this long for its peers before it drains (0: at once)"))
 
 
 class Safety(Strict):

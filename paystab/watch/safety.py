@@ -60,6 +60,10 @@ class ActionExecutor:
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Finish the queued actions (up to ``timeout_s``); a no-op if never started (a
+        service stopped after a failed start must not fail again here)."""
+        if self._thread.ident is None:
+            return
         self._queue.put(None)
         self._thread.join(timeout_s)
 

@@ -98,8 +98,12 @@ class WatchService:
         f = config.failover
         self.controller = FailoverController(
             self.admin, build_policy(config),
-            ControllerConfig(f.cooldown_s, f.max_cooldown_s, f.probation_s, f.min_probe_attempts,
-                             f.max_probe_failure_ratio, f.stable_s),
+            ControllerConfig(cooldown_s=f.cooldown_s, max_cooldown_s=f.max_cooldown_s,
+                             probation_s=f.probation_s, min_probe_attempts=f.min_probe_attempts,
+                             max_probe_failure_ratio=f.max_probe_failure_ratio,
+                             stable_s=f.stable_s, host_lag_s=f.host_lag_s,
+                             host_share=f.host_share, host_window_s=f.host_window_s,
+                             host_confirm_s=f.host_confirm_s),
             on_event=self._on_event, registry=self.registry)
         self._dirty = False
         self._restore_state()
