@@ -176,7 +176,15 @@ decision_log: decisions.jsonl
             return sum(1 for p in providers.values() if (p.get("last") or {}).get("attempts"))
 
         wait_for(lambda: attempts_seen() >= 3, 40, "attempt counts from the gateway's OTLP")
-        target = sorted(n for n, p in endpoints.providers.items() if "card" in p.methods)[0]
+        # The card provider the gateway routes to, once it has taken twice the detector's
+        # warm-up: a fault on a provider with fewer attempts cannot be judged (seen in CI:
+        # card-alpha had 23 when the fault came, the breaker moved its traffic away, and its
+        # probes never took it past the warm-up of 30 — no decision in 60 s).
+        metrics_url = endpoints.metrics_url or endpoints.gateway_url + "/metrics"
+        card = sorted(n for n, p in endpoints.providers.items() if "card" in p.methods)
+        target = _busiest(metrics_url, endpoints.admin_token, card)
+        wait_for(lambda: _attempts(metrics_url, endpoints.admin_token).get(target, 0) >= 60, 40,
+                 f"60 attempts at {target}")
         assert endpoints.provider_admin_url
         _http_json(f"{endpoints.provider_admin_url.rstrip('/')}/admin/providers/{target}/faults",
                    {"type": "error_burst", "ratio": 1.0, "error": "server_error"},
