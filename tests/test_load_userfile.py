@@ -121,24 +121,41 @@ def test_fast_hand_off_gives_the_same_arrivals_as_the_general_path(
     assert issued == len(fast[0]) + dropped  # every arrival handed over or counted dropped
 
 
-def test_locusts_control_flow_from_a_task_steers_the_paced_user() -> None:
-    """``StopUser`` stops the user, ``RescheduleTask`` moves on, and neither is a failed
-    checkout: a task that made requests before raising is recorded by them, one that made
-    none used its arrival for nothing (counted as dropped). An error is a failed checkout
-    and the user goes on; a task the user scheduled runs before the random pick, as a
-    checkout too; a user being stopped is stopped while it waits, as under Locust's loop."""
-    code = r"""
-import gevent
-from locust import User, constant, task
+# A run_script preamble: a User class under paystab's pacing, in a local session at 10^6
+# arrivals/s whose pacer has begun without its clock greenlet (the users tick it).
+PACED_SESSION = r"""
 from locust.env import Environment
-from locust.exception import RescheduleTask, StopUser
-from locust.user.task import LOCUST_STATE_STOPPING
 from paystab.loadtest import userfile
 from paystab.loadtest.plan import LoadPlan
 from paystab.loadtest.session import attach
 
 class Resp:
     status_code = 200
+
+def paced_session(cls):
+    Paced = userfile.paced(cls)
+    env = Environment(user_classes=[Paced])
+    userfile.install(env)
+    env.create_local_runner()
+    env.events.test_start.fire(environment=env)
+    session = attach(env, LoadPlan("steady", 1e6, 3600.0, 1))
+    session._new_pacer(0, 1)
+    session.pacer._begin()
+    return Paced, env, session
+"""
+
+
+def test_locusts_control_flow_from_a_task_steers_the_paced_user() -> None:
+    """``StopUser`` stops the user, ``RescheduleTask`` moves on, and neither is a failed
+    checkout: a task that made requests before raising is recorded by them, one that made
+    none used its arrival for nothing (counted as dropped). An error is a failed checkout
+    and the user goes on; a task the user scheduled runs before the random pick, as a
+    checkout too; a user being stopped is stopped while it waits, as under Locust's loop."""
+    code = PACED_SESSION + r"""
+import gevent
+from locust import User, constant, task
+from locust.exception import RescheduleTask, StopUser
+import time
 
 seen = []
 
@@ -169,16 +186,8 @@ class Shopper(User):
         if n == 8:
             raise StopUser()  # after its request: recorded, then the user stops
 
-Paced = userfile.paced(Shopper)
-env = Environment(user_classes=[Paced])
-userfile.install(env)
-env.create_local_runner()
-env.events.test_start.fire(environment=env)
-session = attach(env, LoadPlan("steady", 1e6, 3600.0, 1))
-session._new_pacer(0, 1)
-session.pacer._begin()
+Paced, env, session = paced_session(Shopper)
 user = Paced(env)
-dropped_before = session.pacer.dropped_total
 greenlet = gevent.spawn(user.run)
 greenlet.join(timeout=10)
 assert greenlet.dead and greenlet.exception is None, greenlet.exception
@@ -200,7 +209,10 @@ from gevent.pool import Group
 user2 = Paced(env)
 session.pacer._stop = True  # no more arrivals: the user waits
 g2 = user2.start(Group())
-gevent.sleep(0.2)
+g2.join(timeout=0)  # let it run up to its wait
+deadline = time.monotonic() + 10
+while user2._state != "waiting" and not g2.dead and time.monotonic() < deadline:
+    gevent.sleep(0.01)
 assert not g2.dead and user2._state == "waiting", user2._state
 assert user2.stop(force=False) is True  # Locust kills a waiting user at once
 g2.join(timeout=5)
@@ -215,18 +227,11 @@ def test_the_paced_loop_yields_to_the_hub_unless_the_task_already_did() -> None:
     """A task that never blocks still lets the other greenlets run once per checkout (as
     Locust's ``sleep(0)`` after a zero wait does); a task that blocked on a socket let the
     hub's loop turn already, and the loop does not yield a second time for nothing."""
-    code = r"""
+    code = PACED_SESSION + r"""
 import gevent
 from gevent import socket
 from locust import User, constant, task
-from locust.env import Environment
 from locust.exception import StopUser
-from paystab.loadtest import userfile
-from paystab.loadtest.plan import LoadPlan
-from paystab.loadtest.session import attach
-
-class Resp:
-    status_code = 200
 
 N = 2000
 near, far = socket.socketpair()
@@ -258,14 +263,7 @@ def make(io):
 
 for io in (False, True):
     Shopper, done = make(io)
-    Paced = userfile.paced(Shopper)
-    env = Environment(user_classes=[Paced])
-    userfile.install(env)
-    env.create_local_runner()
-    env.events.test_start.fire(environment=env)
-    session = attach(env, LoadPlan("steady", 1e6, 3600.0, 1))
-    session._new_pacer(0, 1)
-    session.pacer._begin()
+    Paced, env, session = paced_session(Shopper)
     ticks = [0]
 
     yields = [0]

@@ -20,7 +20,7 @@ one process on the shared 2-core VM (a task that only fires the request event, w
 included): stock Locust 5.2–7.0 µs per request, paystab's hand-off, record and
 attribution 8.1 µs — and Locust's general task loop 5.2 µs per iteration, which the
 paced loop below mostly saves. The whole loop, per request: stock Locust 9.2–11.7 µs,
-paystab 10.6–11.7 µs (less the 1.6 µs yield it skips after a request that blocked); side
+paystab 10.6–11.4 µs (less the 1.6 µs yield it skips after a request that blocked); side
 by side against stock Locust over HTTP, medians ×0.92–1.06, where the user's own client is
 ≥ 95 % of the CPU (docs/load.md).
 
@@ -65,7 +65,7 @@ from locust.user.task import (
 
 from paystab.exceptions import InvalidInput
 from paystab.loadtest.locust_stats import FLUSH_S, StatsBatch
-from paystab.loadtest.pacing import UserSlot
+from paystab.loadtest.pacing import ArrivalPacer, UserSlot
 from paystab.loadtest.records import OUTCOMES, CheckoutRecord
 from paystab.loadtest.session import LoadSession, session_for
 
@@ -174,6 +174,20 @@ def load_user_classes(path: str | Path) -> list[type[User]]:
     return classes
 
 
+def _next_arrival(pacer: ArrivalPacer, slot: UserSlot) -> None:
+    """Wait until the pacer hands ``slot`` an arrival. An arrival the slot still holds was
+    spent by no checkout (the task called ``self.wait()`` or raised ``RescheduleTask``
+    before any request): it counts as dropped."""
+    if slot.seq >= 0:
+        pacer.abandon(slot.seq)
+        slot.seq = -1
+    pacer.tick_when_idle = True
+    # the common case first: no other user idle and a fresh arrival due (what
+    # wait_for_arrival tries first, without its call)
+    if pacer.idle or not pacer._take_now(slot):
+        pacer.wait_for_arrival(slot)
+
+
 def paced(cls: type[User]) -> type[User]:
     """``cls`` with paystab's arrival pacing and one record per task."""
     tasks: list[Any] = [_as_checkout(task) for task in cls.tasks]  # TaskSets were refused
@@ -187,15 +201,7 @@ def paced(cls: type[User]) -> type[User]:
             self._paystab_session = session
             self._paystab_slot = slot = UserSlot()
             self._paystab_checkout = _Checkout()
-        pacer = self._paystab_session.pacer
-        if slot.seq >= 0:  # an arrival no checkout spent (a task called self.wait())
-            pacer.abandon(slot.seq)
-            slot.seq = -1
-        pacer.tick_when_idle = True
-        # the common case first: no other user idle and a fresh arrival due (what
-        # wait_for_arrival tries first, without its call)
-        if pacer.idle or not pacer._take_now(slot):
-            pacer.wait_for_arrival(slot)
+        _next_arrival(self._paystab_session.pacer, slot)
         return 0.0
 
     made: type[User] = type(cls.__name__, (cls,), {
@@ -239,8 +245,7 @@ class _PacedTaskSet(DefaultTaskSet):
     per iteration unless the hub's loop turned since the last (a task that made a request
     blocked on its socket: the other greenlets ran then). Left out: the per-iteration method
     calls a general task set needs (nested task sets were refused at load) — each iteration
-    is one checkout, so what the loop saves is saved per checkout. ``wait_time`` runs inline
-    once the user has its slot (a task calling ``self.wait()`` still gets the function)."""
+    is one checkout, so what the loop saves is saved per checkout."""
 
     def run(self) -> None:  # type: ignore[misc] # Locust marks it final; this is its loop
         try:
@@ -275,14 +280,8 @@ class _PacedTaskSet(DefaultTaskSet):
                     sleep(user.wait_time())
                     slot = user.__dict__.get("_paystab_slot")
                     session = user.__dict__.get("_paystab_session")
-                else:  # wait_time, inline
-                    pacer = session.pacer
-                    pacer.tick_when_idle = True
-                    if slot.seq >= 0:  # an arrival no checkout spent (RescheduleTask…)
-                        pacer.abandon(slot.seq)
-                        slot.seq = -1
-                    if pacer.idle or not pacer._take_now(slot):
-                        pacer.wait_for_arrival(slot)
+                else:  # wait_time without its first-call set-up
+                    _next_arrival(session.pacer, slot)
                     turn = loop.iteration if counts_turns else turned
                     if turn == turned:
                         sleep(0)  # (a turn of the hub's loop during it shows next time)
@@ -374,13 +373,7 @@ def _as_checkout(task: Any) -> Callable[[Any], None]:
         session.take_record(_new_record(CheckoutRecord, (
             started, task_name, "", outcome, status, "", latency_ms, state.attempts,
             state.http_status, lag_ms, session.stream, seq)))
-        # pacer.done(seq, lag_ms), inline (once per checkout)
-        inflight = pacer.inflight
-        inflight.pop(seq, None)
-        if lag_ms > pacer.max_lag_ms:
-            pacer.max_lag_ms = lag_ms
-        if not inflight:
-            pacer._note_drained()
+        pacer.done(seq, lag_ms)
         if control is not None:
             raise control  # to Locust's loop, which stops or reschedules the user
 
