@@ -29,3 +29,16 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def is_wildcard_host(host: str) -> bool:
+    """True if ``host`` is a listen address meaning every interface: empty, or an
+    unspecified IP literal in any spelling (IPv4 or IPv6, optionally bracketed). A client on
+    this machine reaches such a listener through loopback, so its URL names 127.0.0.1."""
+    name = host.strip().strip("[]")
+    if not name:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        return False

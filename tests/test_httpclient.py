@@ -235,6 +235,24 @@ def test_loopback_hosts() -> None:
         assert not httpclient.is_loopback_host(host), host
 
 
+def test_wildcard_listen_hosts_are_named_as_loopback_for_clients() -> None:
+    """A listener on every interface is reached on this machine through 127.0.0.1: the
+    proxy's upstream keys and the simulators' URLs name it so, however it was spelled."""
+    from paystab.chaos.proxy import normalize_hostport
+    from paystab.net import is_wildcard_host
+    from paystab.stack.providers.runner import _url_host
+
+    for host in ("", "0.0.0.0", "::", "[::]", "0:0:0:0:0:0:0:0", " 0.0.0.0 "):
+        assert is_wildcard_host(host), host
+        assert _url_host(host) == "127.0.0.1", host
+    for host in ("127.0.0.1", "::1", "localhost", "10.0.0.1", "example.com", "0.0.0.1"):
+        assert not is_wildcard_host(host), host
+    assert _url_host("::1") == "[::1]" and _url_host("10.0.0.1") == "10.0.0.1"
+    assert normalize_hostport("0.0.0.0:80") == normalize_hostport("localhost:80") \
+        == normalize_hostport(":80") == normalize_hostport("[::]:80") == "127.0.0.1:80"
+    assert normalize_hostport("10.0.0.1:80") == "10.0.0.1:80"
+
+
 GEVENT_SCRIPT = r"""
 from gevent import monkey
 monkey.patch_all()

@@ -30,6 +30,7 @@ from paystab.chaos.address import address_of_url, pin_url, resolve_all, split_ho
 from paystab.chaos.base import Fault, FaultContext, FaultSpec, Resource, register, target_error
 from paystab.chaos.params import Param, choice, duration, integer, ratio
 from paystab.exceptions import EnvironmentProblem, InvalidInput
+from paystab.net import is_wildcard_host
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
@@ -44,7 +45,7 @@ def split_target(target: str) -> tuple[str, str | None]:
 def normalize_hostport(text: str) -> str:
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
-    if host in ("localhost", "0.0.0.0", ""):
+    if host == "localhost" or is_wildcard_host(host):
         host = "127.0.0.1"
     return f"{host}:{int(port)}"
 
@@ -62,7 +63,7 @@ def _addresses(text: str, listen: bool = False) -> list[str]:
     if parts is None or not parts[1].isdigit():
         return []
     host = parts[0]
-    if listen and host in ("", "0.0.0.0", "::"):
+    if listen and is_wildcard_host(host):
         host = "127.0.0.1"
     return list(resolve_all(host or "127.0.0.1", int(parts[1])))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from paystab.exceptions import EnvironmentProblem, InvalidInput
-from paystab.net import is_loopback_host
+from paystab.net import is_loopback_host, is_wildcard_host
 from paystab.stack.catalog import ProviderSpec
 from paystab.stack.dialects import DIALECTS
 from paystab.stack.endpoints import ProviderEndpoint
@@ -45,7 +45,7 @@ _SHUTDOWN_TIMEOUT_S = 2.0
 
 
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
+    if is_wildcard_host(host):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
