@@ -83,7 +83,8 @@ def require(part: str, available: bool, hint: str = "") -> None:
     message = f"{part} is not available" + (f" ({hint})" if hint else "")
     if IN_CI:
         pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(message)
+    else:
+        pytest.skip(message)  # outside CI only
 
 
 def require_binary(name: str, package: str) -> str:
