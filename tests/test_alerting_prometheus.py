@@ -142,12 +142,18 @@ def test_alerts_fire_deliver_and_drain_under_a_provider_fault(monitored: dict[st
                     and p["name"] in card_providers]
 
         drained_names = wait_for(drained, 30, "the controller to drain a card provider")
-        events = [json.loads(line) for line in receiver.log_path.read_text().splitlines()
-                  if line.startswith('{"time"')]
-        drain_events = [e for e in events
-                        if e["action"] == "drain" and e["detector"] == "alertmanager"]
-        assert drain_events and {e["provider"] for e in drain_events} >= set(drained_names)
-        assert any("PaystabProviderFailureRate" in e["reason"] for e in drain_events)
+
+        # The receiver prints a decision once the gateway has acknowledged the drain, so
+        # the line can follow the state change by a moment on a busy host: wait for it.
+        def drain_events() -> list[dict[str, Any]]:
+            lines = receiver.log_path.read_text().split("\n")[:-1]  # whole lines only
+            events = [json.loads(line) for line in lines if line.startswith('{"time"')]
+            logged = [e for e in events
+                      if e["action"] == "drain" and e["detector"] == "alertmanager"]
+            return logged if {e["provider"] for e in logged} >= set(drained_names) else []
+
+        logged = wait_for(drain_events, 10, "the receiver to log its drain decisions")
+        assert any("PaystabProviderFailureRate" in e["reason"] for e in logged)
         print(f"drained by the controller after {time.monotonic() - injected:.1f} s: "
               f"{sorted(drained_names)}")
 
