@@ -280,17 +280,20 @@ def run_locust(url: str, seconds: float, users: int, workdir: Path, locustfile: 
             **measured.steady()}
 
 
-def run_startup(cmd: list[str], port: int, preflight_requests: int = 0) -> dict[str, Any]:
+def run_startup(cmd: list[str], port: int, preflight_requests: int = 0,
+                env: dict[str, str] | None = None, cwd: Path = REPO) -> dict[str, Any]:
     """A fresh process (cold: a new interpreter, nothing imported) from spawn to its first
     load request at nginx: wall seconds and the process's CPU seconds by then. Requests a
     tool makes before its load (``paystab load`` first GETs /healthz: exit 4, not a run, if
     the target is down) are ``preflight_requests``, not counted as the first. The process is
-    stopped (SIGTERM) once its first load request is seen."""
+    stopped (SIGTERM) once its first load request is seen. ``env`` replaces the
+    default environment (this one, with the checkout on ``PYTHONPATH``); ``python -m``
+    looks in ``cwd`` first."""
     before = _served(port)  # every look at stub_status is a request too: counted out below
     polls = 0
     t0 = time.monotonic()
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO)
+                             env=env or dict(os.environ, PYTHONPATH=str(REPO)), cwd=cwd)
     first_s = cpu_s = None
     cpu = 0.0
     deadline = t0 + STARTUP_TIMEOUT_S

@@ -63,6 +63,7 @@ from benchmarks._load_generators import (
     run_wrk,
     start_nginx,
 )
+from benchmarks._support import compile_paystab
 
 # name → (what it compares, numerator, denominator, measure, target)
 TARGETS: dict[str, tuple[str, str, str, str, float]] = {
@@ -110,6 +111,7 @@ def main(argv: list[str]) -> int:
     runs: dict[str, list[dict[str, Any]]] = {}
     started = datetime.datetime.now(datetime.UTC)
     load_before = _load_average()
+    compile_paystab()
     with tempfile.TemporaryDirectory(prefix="paystab-bench-load-") as tmp:
         workdir = Path(tmp)
         flow = workdir / "flow.yaml"

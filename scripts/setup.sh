@@ -26,6 +26,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -z "$extras" ] || touch .venv/.paystab-installed  # the dev install holds the runtime one
 fi
 
+# Bytecode for paystab's own modules, as an install from a wheel has it: every paystab
+# process (and each of the hundreds the tests start) then starts without compiling them,
+# also where PYTHONDONTWRITEBYTECODE keeps Python from caching them itself. Up-to-date files
+# are skipped; an edited one is compiled again here.
+.venv/bin/python -m compileall -q -j 0 paystab
+
 if [ "${1:-}" = "--system" ]; then
   need=()
   command -v prometheus >/dev/null || need+=(prometheus)

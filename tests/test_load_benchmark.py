@@ -61,3 +61,28 @@ def test_benchmark_measures_paystab_stock_locust_and_wrk_in_one_run(tmp_path: Pa
         data["runs"]["paystab_user_locustfile"][0]["steady_rps_per_core"]
         / data["runs"]["locust_payment"][0]["steady_rps_per_core"], 3)]
     assert "payment_vs_locust_per_core" in proc.stdout
+
+
+@pytest.mark.slow
+def test_startup_benchmark_times_fresh_paystab_and_locust_processes(tmp_path: Path) -> None:
+    require_binary("nginx", "nginx")
+    out = tmp_path / "startup.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "startup", "--rounds", "1", "--json", str(out)],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    variants = {"locust", "paystab_load", "paystab_load_f", "paystab_load_no_bytecode",
+                "locust_version", "paystab_version"}
+    assert set(data["medians"]) == variants == set(data["runs"])
+    for name in variants:
+        (run,) = data["runs"][name]
+        wall = run.get("first_request_s", run.get("s"))
+        cpu = run.get("cpu_to_first_request_s", run.get("cpu_s"))
+        assert 0 < wall < 60 and cpu > 0, (name, run)
+    assert set(data["ratios"]) == {"paystab_load_vs_locust", "paystab_load_f_vs_locust",
+                                   "no_bytecode_vs_bytecode",
+                                   "paystab_version_vs_locust_version"}
+    for ratio in data["ratios"].values():
+        assert ratio["wall_ratio_of_medians"] > 0 and ratio["cpu_median_per_round"] > 0, ratio

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from paystab.loadtest.http1 import MalformedResponse, ResponseReader
+from paystab.loadtest.target import check_reachable
 from tests.conftest import require
 from tests.conftest_load import run_script
 
@@ -199,6 +200,14 @@ print(json.dumps({{"requests": s.requests, "failed": s.failed, "attempts": s.att
     proc = run_script(code)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_the_reachability_check_asks_a_self_signed_https_target(
+        tls_context: ssl.SSLContext) -> None:
+    # staging stacks use self-signed certificates: "does it answer" must not fail on that
+    with RawServer("plain", tls=tls_context) as server:
+        check_reachable(f"https://127.0.0.1:{server.port}", timeout_s=5, patience_s=0)
+        assert server.connections == 1 and server.requests == 0  # one GET, no payment
 
 
 @pytest.mark.slow

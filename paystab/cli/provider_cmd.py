@@ -9,7 +9,6 @@ Registered by ``paystab/cli`` through :func:`register` (or by adding
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Sequence
@@ -55,6 +54,8 @@ def _select(specs: Sequence[ProviderSpec], name: str, port: int | None) -> list[
 async def _serve(specs: list[ProviderSpec], host: str, admin_port: int, data_dir: Path,
                  seed: int | None, token: str | None, ready_file: Path | None,
                  tls: bool = False, webhook_url: str | None = None) -> None:
+    import asyncio
+
     from paystab.stack.endpoints import StackEndpoints
     from paystab.stack.gc_pauses import GcPauses
     from paystab.stack.providers import start_providers
@@ -121,6 +122,8 @@ def provider_command(name: str, port: int | None, admin_port: int, data_dir: Pat
                      config: Path | None, seed: int | None, ready_file: Path | None, host: str,
                      token: str | None, tls: bool, webhook_url: str | None) -> None:
     """Run the simulated PSP NAME (or 'all') until Ctrl-C or SIGTERM."""
+    import asyncio  # here, not at the top: every other command starts without it
+
     specs, config_seed = _load(config)
     chosen = _select(specs, name, port)
     asyncio.run(_serve(chosen, host, admin_port, data_dir,

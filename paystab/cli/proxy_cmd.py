@@ -9,7 +9,6 @@ listens, every problem at once with file:line messages.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 from pathlib import Path
@@ -31,6 +30,8 @@ def load_proxy_config(path: Path, allow_public: bool) -> list[dict[str, Any]]:
     return load(path, allow_public)
 
 async def _serve(server: ProxyServer, proxies: list[dict[str, Any]], source: str) -> None:
+    import asyncio
+
     from paystab.chaos.proxy_server import ApiError
 
     loop = asyncio.get_running_loop()
@@ -89,4 +90,6 @@ def proxy_command(listen: str, seed: int | None, token: str | None,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # An empty host (":8474") means loopback here: anything wider must be named, with a token.
     server = ProxyServer(host or "127.0.0.1", port, seed=seed, token=token)
+    import asyncio  # here, not at the top: every other command starts without it
+
     asyncio.run(_serve(server, proxies, str(config_path) if config_path else "--config"))

@@ -38,7 +38,7 @@ def _stack_config() -> type[BaseModel]:
 
 
 def _mix() -> type[BaseModel]:
-    from paystab.loadtest.mix import MixModel
+    from paystab.loadtest.mix_file import MixModel
 
     return MixModel
 

@@ -20,11 +20,6 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import NamedTuple
 
-from pydantic import Field, ValidationError
-
-from paystab.config.problems import Problems, did_you_mean
-from paystab.config.types import Strict
-from paystab.config.yaml12 import Loc
 from paystab.exceptions import InvalidInput
 
 METHODS = ("card", "wallet", "bank_transfer", "konbini")
@@ -64,7 +59,8 @@ class MethodShare:
     markets: tuple[Market, ...]
 
 
-def _default_methods() -> dict[str, MethodShare]:
+def default_methods() -> dict[str, MethodShare]:
+    """The built-in mix: card, wallet, bank transfer and konbini in Japan and beyond."""
     return {
         "card": MethodShare(0.65, (
             Market("JPY", "JP", 0.40, 4000, 0.9), Market("USD", "US", 0.20, 4500),
@@ -87,7 +83,7 @@ def _default_methods() -> dict[str, MethodShare]:
 class PaymentMix:
     """Method shares, their markets, and the share of card payments using decline cards."""
 
-    methods: dict[str, MethodShare] = field(default_factory=_default_methods)
+    methods: dict[str, MethodShare] = field(default_factory=default_methods)
     decline_share: float = 0.03
 
     def __post_init__(self) -> None:
@@ -117,66 +113,18 @@ class PaymentMix:
     @classmethod
     def from_json(cls, data: dict[str, object], source: str = "mix") -> PaymentMix:
         """The mix of :meth:`to_json` (a load plan's); errors name the field."""
+        from paystab.loadtest.mix_file import mix_from_value
+
         return mix_from_value(data, {}, source)
 
     @classmethod
     def load(cls, path: str | Path) -> PaymentMix:
         """Read a mix from YAML 1.2 (every error names the file, line and field)."""
         from paystab.config.yaml12 import load_file_with_lines
+        from paystab.loadtest.mix_file import mix_from_value
 
         value, lines = load_file_with_lines(path)
         return mix_from_value(value, lines, str(path))
-
-
-class MarketModel(Strict):
-    currency: str = Field(min_length=1)
-    country: str = Field(min_length=1)
-    weight: float = Field(ge=0.0)
-    median_amount: int = Field(ge=1, le=10**9, description="minor units")
-    sigma: float = Field(default=0.8, ge=0.0, le=5.0, description="log-normal spread")
-    brand: str | None = Field(default=None, description="wallet brand: paypay, kakaopay …")
-
-
-class MethodModel(Strict):
-    weight: float = Field(ge=0.0)
-    markets: list[MarketModel]
-
-
-class MixModel(Strict):
-    """``paystab load --mix FILE``: method shares, their markets, the decline-card share."""
-
-    decline_share: float = Field(default=0.03, ge=0.0, le=1.0)
-    methods: dict[str, MethodModel] | None = Field(default=None, description=(
-        "card, wallet, bank_transfer, konbini -> weight and markets; default: the built-in mix"))
-
-
-def mix_from_value(value: object, lines: dict[Loc, int], source: str) -> PaymentMix:
-    """Validate a parsed mix (YAML or JSON) into :class:`PaymentMix`; all errors at once."""
-    problems = Problems(source, lines)
-    methods_raw = value.get("methods") if isinstance(value, dict) else None
-    for name in methods_raw if isinstance(methods_raw, dict) else ():
-        if name not in METHODS:
-            problems.add(("methods", name), f"unknown method {name!r}"
-                         f"{did_you_mean(str(name), METHODS)}", "one of: " + ", ".join(METHODS))
-    try:
-        model = MixModel.model_validate(value)
-    except ValidationError as exc:
-        problems.add_validation(exc, MixModel)
-        problems.raise_if_any()
-        raise
-    problems.raise_if_any()
-    methods = _default_methods() if not model.methods else {
-        name: MethodShare(m.weight, tuple(
-            Market(currency=k.currency, country=k.country, weight=k.weight,
-                   median_amount=k.median_amount, sigma=k.sigma, brand=k.brand)
-            for k in m.markets))
-        for name, m in model.methods.items()}
-    try:
-        return PaymentMix(methods=methods, decline_share=model.decline_share)
-    except InvalidInput as exc:  # the checks across methods (PaymentMix.__post_init__)
-        problems.add(tuple(exc.field.split(".")) if exc.field else (), exc.problem, exc.expected)
-        problems.raise_if_any()
-        raise
 
 
 class Payment(NamedTuple):
