@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from paystab.loadtest.flow import Flow, Rule, Step
 from paystab.loadtest.flow_template import (
     ABSENT,
     JsonBody,
@@ -26,6 +25,9 @@ from paystab.loadtest.flow_template import (
     quote_path_value,
 )
 from paystab.loadtest.mix import DECLINE_TEST_CARDS, PaymentFactory
+
+if TYPE_CHECKING:  # the flow file's models (pydantic): a run of paystab's payment needs none
+    from paystab.loadtest.flow import Flow, Rule, Step
 
 _RETRYABLE = frozenset({409, 425, 429})
 _DECODE = json.JSONDecoder().decode
