@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -99,6 +100,16 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port)
     return proc, port
+
+
+def stop_nginx(proc: subprocess.Popen[bytes]) -> None:
+    """Graceful stop (SIGQUIT), killed if it lingers."""
+    proc.send_signal(signal.SIGQUIT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def run_wrk(url: str, seconds: float, connections: int, workdir: Path) -> dict[str, Any]:

@@ -42,9 +42,7 @@ import argparse
 import datetime
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -62,6 +60,7 @@ from benchmarks._load_generators import (
     run_startup,
     run_wrk,
     start_nginx,
+    stop_nginx,
 )
 from benchmarks._support import compile_paystab
 
@@ -178,12 +177,7 @@ def main(argv: list[str]) -> int:
                               f"{result['rps_per_core']:>9.0f} (whole process)", flush=True)
         finally:
             for server in (nginx, nginx_b):
-                server.send_signal(signal.SIGQUIT)
-                try:
-                    server.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait(timeout=5)
+                stop_nginx(server)
     results = summarize(runs, args, started, load_before)
     print_summary(results, args.rounds)
     if args.json:

@@ -27,7 +27,6 @@ import argparse
 import datetime
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from benchmarks._load_generators import (
     REPO,
     run_startup,
     start_nginx,
+    stop_nginx,
 )
 from benchmarks._support import compile_paystab, write_json
 
@@ -124,12 +124,7 @@ def main(argv: list[str]) -> int:
                     print(f"round {round_index} {name:<26} {wall:.3f} s, {cpu:.3f} CPU-s",
                           flush=True)
         finally:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait(timeout=5)
+            stop_nginx(nginx)
     results = summarize(runs, args.rounds, started, load_before)
     _print_table(results)
     write_json(args.json, results)

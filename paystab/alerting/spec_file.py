@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from paystab.alerting.spec import AlertingConfig, BurnRateAlert, prom_duration_s
 from paystab.config.problems import Problems
@@ -133,12 +133,7 @@ def load_alert_spec(path: str | Path) -> AlertingConfig:
     """Read, validate and check an alert spec file; every problem at once (exit 2)."""
     value, lines = load_file_with_lines(path)
     problems = Problems(str(path), lines)
-    try:
-        model = AlertSpecModel.model_validate(value)
-    except ValidationError as exc:
-        problems.add_validation(exc, AlertSpecModel)
-        problems.raise_if_any()
-        raise
+    model = problems.validated(AlertSpecModel, value)
     try:
         return model.config().validate()
     except InvalidInput as exc:  # the checks across fields: windows in order, budgets

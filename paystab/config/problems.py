@@ -13,13 +13,15 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, RootModel, ValidationError
 
 from paystab import suggest
 from paystab.config.yaml12 import Loc, line_of, loc_text
 from paystab.exceptions import InvalidInput
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -171,6 +173,16 @@ class Problems:
         if self.found:
             ordered = sorted(self.found, key=lambda p: p.line or 0)
             raise ConfigInvalid(ordered)
+
+    def validated(self, model: type[ModelT], value: object) -> ModelT:
+        """``value`` as ``model``; a validation error raises every problem found so far
+        together with its own, each at its line (exit 2)."""
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            self.add_validation(exc, model)
+            self.raise_if_any()
+            raise  # not reached: a validation error is at least one problem
 
 
 def _unwrap(tp: Any) -> list[Any]:

@@ -16,8 +16,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from paystab.config.problems import Problems
 from paystab.config.yaml12 import Loc, load_file_with_lines
 from paystab.exceptions import InvalidInput
@@ -49,12 +47,7 @@ def load_ledgers_file(path: Path) -> LedgersSpec:
         raise InvalidInput("not a mapping", source=str(path), line=1,
                            expected="merchant: and psp: (or a stack file with ledgers:)")
     document = _expand(data, (), problems)
-    try:
-        spec = LedgersSpec.model_validate(document)
-    except ValidationError as exc:
-        problems.add_validation(exc, LedgersSpec)
-        problems.raise_if_any()
-        raise  # not reached: a validation error is at least one problem
+    spec = problems.validated(LedgersSpec, document)
     problems.raise_if_any()
     return spec
 

@@ -6,7 +6,7 @@ pydantic and the configuration layer: only a mix read from a file or a load plan
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from paystab.config.problems import Problems, did_you_mean
 from paystab.config.types import Strict
@@ -45,12 +45,7 @@ def mix_from_value(value: object, lines: dict[Loc, int], source: str) -> Payment
         if name not in METHODS:
             problems.add(("methods", name), f"unknown method {name!r}"
                          f"{did_you_mean(str(name), METHODS)}", "one of: " + ", ".join(METHODS))
-    try:
-        model = MixModel.model_validate(value)
-    except ValidationError as exc:
-        problems.add_validation(exc, MixModel)
-        problems.raise_if_any()
-        raise
+    model = problems.validated(MixModel, value)
     problems.raise_if_any()
     methods = default_methods() if not model.methods else {
         name: MethodShare(m.weight, tuple(

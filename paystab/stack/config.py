@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 
 from paystab.config.problems import Problems, did_you_mean
 from paystab.config.types import Duration, Strict, one_of
@@ -189,12 +189,7 @@ def stack_settings(value: object, lines: dict[Loc, int], source: str) -> StackSe
     """Validate a parsed stack config and apply it to the defaults; every problem at once."""
     problems = Problems(source, lines)
     _unknown_providers(value, problems)
-    try:
-        model = StackConfigModel.model_validate(value)
-    except ValidationError as exc:
-        problems.add_validation(exc, StackConfigModel)
-        problems.raise_if_any()
-        raise
+    model = problems.validated(StackConfigModel, value)
     by_name = {p.name: p for p in default_providers()}
     for name, override in model.providers.items():
         if override is not None and not override.enabled:
