@@ -126,21 +126,29 @@ def up_command(config: Path | None, port: int, host: str, no_telemetry: bool, pr
               help="Override a client bound (docs/security.md), e.g. header_read_timeout_s=5.")
 @click.option("--secret-file", type=click.Path(path_type=Path), envvar="PAYSTAB_GATEWAY_SECRET_FILE",
               help="Key for idempotency hashes (default: <ledger>.secret, made on first start).")
+@click.option("--wait-providers-file", type=click.FloatRange(0, 600), default=0, metavar="SECONDS",
+              help="Wait up to SECONDS for --providers-file to appear, so the gateway can start "
+                   "beside the simulators (paystab up does).  [default: 0, it must exist]")
 def gateway_command(providers_file: Path, port: int, host: str, ledger: Path, config: Path | None,
                     no_telemetry: bool, token: str | None, seed: int | None,
                     trace_jsonl: Path | None, ready_file: Path | None, limits: tuple[str, ...],
-                    secret_file: Path | None) -> None:
+                    secret_file: Path | None, wait_providers_file: float) -> None:
     """Run the reference gateway alone, in front of already running providers."""
     import asyncio
 
     from paystab.collector.telemetry import setup_logging
-    from paystab.stack.gateway_main import read_providers_file, serve_gateway
+    from paystab.stack.gateway_main import (
+        read_providers_file,
+        serve_gateway,
+        wait_for_providers_file,
+    )
     from paystab.stack.http_guard import GatewayLimits
 
     _check_outputs(ready_file, trace_jsonl)
     setup_logging()
     gateway_limits = GatewayLimits.from_pairs(limits)
     settings = _settings(config, seed)
+    wait_for_providers_file(providers_file, wait_providers_file)  # after the imports
     providers = read_providers_file(providers_file)
     asyncio.run(serve_gateway(settings, providers, ledger, host, port, token, not no_telemetry,
                               trace_jsonl, ready_file, gateway_limits, secret_file))

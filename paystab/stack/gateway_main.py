@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -44,6 +45,20 @@ def read_secret_file(path: Path) -> bytes:
         raise InvalidInput("the secret file holds fewer than 16 bytes", source=str(path),
                            field="--secret-file", expected="16 or more random bytes")
     return secret
+
+
+def wait_for_providers_file(path: str | Path, timeout_s: float) -> None:
+    """Return once ``path`` exists, for up to ``timeout_s`` (0: at once). Ready files are
+    written whole (written aside, then renamed), so once it exists it can be read."""
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            if timeout_s > 0:
+                raise EnvironmentProblem(
+                    f"the providers file {path} did not appear within {timeout_s:g} s",
+                    hint="are the provider simulators starting? (their log is beside it)")
+            return  # reading it names the missing file
+        time.sleep(0.02)
 
 
 def read_providers_file(path: str | Path) -> dict[str, ProviderEndpoint]:

@@ -46,6 +46,9 @@ class StackOptions:
     tls: bool = False  # providers serve HTTPS with a local CA (stack/tls.py)
 
 
+PROVIDERS_TIMEOUT_S = 45.0  # the simulators' start, from spawn to their ready file
+
+
 def _log_tail(log: Path) -> str:
     return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
@@ -135,15 +138,23 @@ class RunningStack:
         if o.tls:
             args.append("--tls")
         self.providers_proc = self._spawn(args, "providers.log")
+        # The gateway starts beside the simulators: its imports and set-up overlap theirs,
+        # and it reads their ready file once it appears (the file is written whole).
+        self._spawn_gateway(wait_providers_s=PROVIDERS_TIMEOUT_S)
         _wait_for_file(prov_ready, self.providers_proc, self.data_dir / "providers.log",
-                       "the provider simulators")
-        self._start_gateway()
+                       "the provider simulators", PROVIDERS_TIMEOUT_S)
+        self._await_gateway()
         assert self.endpoints is not None
         self._watchdog = threading.Thread(target=self._watch, name="paystab-watchdog", daemon=True)
         self._watchdog.start()
         return self.endpoints
 
     def _start_gateway(self) -> None:
+        """(Re)start the gateway in front of running simulators and wait until it answers."""
+        self._spawn_gateway()
+        self._await_gateway()
+
+    def _spawn_gateway(self, wait_providers_s: float = 0.0) -> None:
         o = self.options
         gw_ready = self.data_dir / "gateway.json"
         gw_ready.unlink(missing_ok=True)
@@ -158,7 +169,13 @@ class RunningStack:
             args += ["--seed", str(o.seed)]
         if o.trace_jsonl:
             args += ["--trace-jsonl", str(o.trace_jsonl)]
+        if wait_providers_s:
+            args += ["--wait-providers-file", f"{wait_providers_s:g}"]
         self.gateway_proc = self._spawn(args, "gateway.log")
+
+    def _await_gateway(self) -> None:
+        assert self.gateway_proc is not None
+        gw_ready = self.data_dir / "gateway.json"
         info = _wait_for_file(gw_ready, self.gateway_proc, self.data_dir / "gateway.log", "the gateway")
         self.gateway_port = int(str(info["port"]))
         self._write_endpoints()
