@@ -23,6 +23,7 @@ from paystab.collector.names import SIM_ACTIVE_FAULTS, SIM_REQUESTS_TOTAL
 from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.stack.dialects.base import LOOKUP_NOT_FOUND
 from paystab.stack.providers import RunningProviders, read_ledger, start_providers
+from paystab.stack.providers import runner as runner_module
 from tests.conftest_providers import (
     DIALECT_NAMES,
     DialectClient,
@@ -162,6 +163,28 @@ def test_stop_releases_hung_connections(tmp_path: Path) -> None:
             with pytest.raises(aiohttp.ClientError):
                 await hung
             assert time.monotonic() - started < 3.0
+    run(scenario())
+
+
+def test_stop_closes_idle_keep_alive_connections_and_answers_what_is_in_flight(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a gateway's or an SDK's pool holds idle keep-alive connections: stopping must not
+    # wait the whole shutdown timeout for each (it did: 2 s per stop), and a charge the
+    # provider is still working on is answered, not cut off
+    monkeypatch.setattr(runner_module, "_SHUTDOWN_TIMEOUT_S", 30.0)
+
+    async def scenario() -> None:
+        running = await start_providers([universal_spec("echo")], data_dir=tmp_path)
+        async with aiohttp.ClientSession() as idle_pool, aiohttp.ClientSession() as session:
+            idle = DialectClient(idle_pool, running.endpoints["t-echo"])
+            assert (await idle.charge(card_charge("idle"))).code == "approved"  # then idle
+            await Admin(session, running).add("t-echo", {"type": "latency", "added_ms": 500,
+                                                         "jitter_ms": 0})
+            client = DialectClient(session, running.endpoints["t-echo"])
+            in_flight = asyncio.ensure_future(client.charge(card_charge("late"), timeout_s=30))
+            await asyncio.sleep(0.2)  # the charge is inside its 500 ms
+            await asyncio.wait_for(running.stop(), timeout=10)  # not 30 s per connection
+            assert (await in_flight).code == "approved"
     run(scenario())
 
 

@@ -69,6 +69,12 @@ class RunningProviders:
         self._stopping.set()  # hung handlers close their connections unanswered
         for listener, _ in self._servers:
             listener.close()
+        await asyncio.sleep(0)  # requests already read start to be handled first
+        for _, handler in self._servers:
+            # Idle keep-alive connections (a gateway's or an SDK's pool) close now; without
+            # this each would hold the shutdown for its whole timeout, as aiohttp's own
+            # runner avoids in the same way.
+            handler.pre_shutdown()
         for _, handler in self._servers:
             await handler.shutdown(_SHUTDOWN_TIMEOUT_S)
         self._servers.clear()
