@@ -18,12 +18,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from paystab.collector.names import SIM_ACTIVE_FAULTS, SIM_REQUESTS_TOTAL
 from paystab.exceptions import EnvironmentProblem, InvalidInput
 from paystab.stack.dialects.base import LOOKUP_NOT_FOUND
 from paystab.stack.providers import RunningProviders, read_ledger, start_providers
 from paystab.stack.providers import runner as runner_module
+from paystab.stack.providers.server import SimProvider
 from tests.conftest_providers import (
     DIALECT_NAMES,
     DialectClient,
@@ -172,6 +174,14 @@ def test_stop_closes_idle_keep_alive_connections_and_answers_what_is_in_flight(
     # wait the whole shutdown timeout for each (it did: 2 s per stop), and a charge the
     # provider is still working on is answered, not cut off
     monkeypatch.setattr(runner_module, "_SHUTDOWN_TIMEOUT_S", 30.0)
+    arrived: list[str] = []
+    handle = SimProvider.handle
+
+    async def counting(self: SimProvider, request: web.BaseRequest) -> web.StreamResponse:
+        arrived.append(request.raw_path)
+        return await handle(self, request)
+
+    monkeypatch.setattr(SimProvider, "handle", counting)
 
     async def scenario() -> None:
         running = await start_providers([universal_spec("echo")], data_dir=tmp_path)
@@ -182,7 +192,10 @@ def test_stop_closes_idle_keep_alive_connections_and_answers_what_is_in_flight(
                                                          "jitter_ms": 0})
             client = DialectClient(session, running.endpoints["t-echo"])
             in_flight = asyncio.ensure_future(client.charge(card_charge("late"), timeout_s=30))
-            await asyncio.sleep(0.2)  # the charge is inside its 500 ms
+            deadline = time.monotonic() + 10.0
+            while len(arrived) < 2:  # the idle pool's charge, then this one, being handled
+                assert time.monotonic() < deadline, "the late charge never reached the provider"
+                await asyncio.sleep(0.01)
             await asyncio.wait_for(running.stop(), timeout=10)  # not 30 s per connection
             assert (await in_flight).code == "approved"
     run(scenario())

@@ -50,14 +50,14 @@ def read_secret_file(path: Path) -> bytes:
 def wait_for_providers_file(path: str | Path, timeout_s: float) -> None:
     """Return once ``path`` exists, for up to ``timeout_s`` (0: at once). Ready files are
     written whole (written aside, then renamed), so once it exists it can be read."""
+    if timeout_s <= 0:
+        return  # no wait asked: reading it names a missing file
     deadline = time.monotonic() + timeout_s
     while not os.path.exists(path):
         if time.monotonic() >= deadline:
-            if timeout_s > 0:
-                raise EnvironmentProblem(
-                    f"the providers file {path} did not appear within {timeout_s:g} s",
-                    hint="are the provider simulators starting? (their log is beside it)")
-            return  # reading it names the missing file
+            raise EnvironmentProblem(
+                f"the providers file {path} did not appear within {timeout_s:g} s",
+                hint="are the provider simulators starting? (their log is beside it)")
         time.sleep(0.02)
 
 
